@@ -1,0 +1,175 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PubSub } from '@google-cloud/pubsub';
+import { BigQuerySink } from './adapters/bigquery-sink.js';
+import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
+import { PubSubSource } from './adapters/pubsub-source.js';
+import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
+import { LIMITS, type Config } from './config.js';
+import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
+import { systemClock, type Logger, type Sink } from './core/ports.js';
+import { RoutePipeline } from './core/route-pipeline.js';
+import { createRouter } from './core/router.js';
+import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
+import { Settler } from './core/settler.js';
+import { TableValidators } from './core/table-validators.js';
+import { Metrics } from './ops/metrics.js';
+import { startHttpServer } from './ops/http-server.js';
+
+/** Table schemas are re-read this often even without a reason to. */
+const TABLE_SCHEMA_TTL_MS = 5 * 60_000;
+
+export interface Worker {
+  readonly metrics: Metrics;
+  readonly port: number;
+  /** Stops pulling, settles what is in flight within the drain timeout, closes everything. */
+  stop(): Promise<{ drained: boolean }>;
+}
+
+export class StartupError extends Error {}
+
+export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
+  const reg = config.registry;
+  const confluent = reg.confluent ? new ConfluentSchemaRegistry(reg.confluent) : undefined;
+  const directory = reg.directory ? new DirectorySchemaRegistry(reg.directory) : undefined;
+  switch (reg.kind) {
+    case 'pubsub':
+      return new PubSubSchemaRegistry(pubsub);
+    case 'confluent':
+      return confluent as ConfluentSchemaRegistry;
+    case 'directory':
+      return directory as DirectorySchemaRegistry;
+    case 'auto':
+      return new AutoSchemaRegistry({ pubsub: new PubSubSchemaRegistry(pubsub), ...(confluent ? { confluent } : {}), ...(directory ? { directory } : {}) });
+  }
+}
+
+export interface WorkerDeps {
+  logger: Logger;
+  /** For tests: a sink other than BigQuery. */
+  sink?: Sink;
+}
+
+export async function startWorker(config: Config, deps: WorkerDeps): Promise<Worker> {
+  const { logger } = deps;
+  const clock = systemClock;
+  const pubsub = new PubSub({ projectId: config.projectId });
+  const metrics = new Metrics();
+  const sink = deps.sink ?? new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
+  const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
+  await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
+
+  const settler = new Settler(deadLetters, metrics, clock, logger);
+  const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
+  const schemas = new SchemaCache(createRegistry(config, pubsub), config.registry.cacheMaxEntries, {
+    hit: () => metrics.schemaCacheHits.inc(),
+    miss: () => metrics.schemaCacheMisses.inc(),
+    fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
+  });
+  const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
+  for (const route of config.routes) {
+    const pipeline = new RoutePipeline(
+      {
+        name: route.name,
+        table: route.table,
+        batch: route.batch,
+        maxInFlightBatches: route.maxInFlightBatches,
+        unknownFields: route.unknownFields,
+        retry: config.retry,
+        probeIntervalMs: config.bigquery.probeIntervalMs,
+      },
+      { sink, validators, settler, observer: metrics, clock, logger },
+    );
+    routes.set(route.name, { pipeline, metadata: route.metadata });
+  }
+  const dispatcher = new Dispatcher({
+    schemas,
+    router: createRouter(config.routing, config.routes),
+    routes,
+    settler,
+    observer: metrics,
+    clock,
+    logger,
+    retry: config.retry,
+    maxRowBytes: LIMITS.maxBatchBytes,
+  });
+
+  const subscriptions = [...(config.subscription ? [config.subscription] : []), ...config.routes.flatMap((r) => (r.subscription ? [r.subscription] : []))];
+  const sources = subscriptions.map(
+    (name) =>
+      new PubSubSource(
+        pubsub,
+        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes, drainTimeoutMs: config.shutdown.drainTimeoutMs },
+        (envelope) => dispatcher.handle(envelope),
+        metrics,
+        logger,
+      ),
+  );
+  let draining = false;
+  const server: Server = await startHttpServer(config.server, metrics.registry, {
+    ready: () => {
+      const routeStates = [...routes.values()].map((r) => r.pipeline.status());
+      const subs = sources.map((s) => ({ subscription: s.name, open: s.isOpen, error: s.error }));
+      const ready = !draining && sources.every((s) => s.isOpen);
+      return { ready, body: { status: ready ? 'ready' : draining ? 'draining' : 'not ready', subscriptions: subs, routes: routeStates } };
+    },
+    status: () => ({ routes: [...routes.values()].map((r) => r.pipeline.status()), unsettled: dispatcher.unsettled }),
+  });
+  try {
+    for (const source of sources) {
+      try {
+        await source.start();
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (code === 5) throw new StartupError(`subscription ${source.name} does not exist`);
+        throw new StartupError(`cannot open subscription ${source.name}: ${(err as Error).message}`);
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled(sources.map((s) => s.close()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await pubsub.close();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ subscriptions, routes: config.routes.map((r) => r.name), port }, 'tributary started.');
+
+  let stopping: Promise<{ drained: boolean }> | undefined;
+  const stop = (): Promise<{ drained: boolean }> => {
+    stopping ??= (async () => {
+      draining = true;
+      logger.info({ unsettled: dispatcher.unsettled, drainTimeoutMs: config.shutdown.drainTimeoutMs }, 'Draining: pulling stopped, settling what is in flight.');
+      // close() stops the streams at once and resolves once every message is settled.
+      const closing = Promise.allSettled(sources.map((s) => s.close()));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.shutdown.drainTimeoutMs);
+      });
+      const result = await Promise.race([dispatcher.drain().then(() => 'drained' as const), deadline]);
+      clearTimeout(timer);
+      if (result === 'timeout') {
+        logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left is nacked for redelivery.');
+        dispatcher.abort();
+      }
+      await closing;
+      await deadLetters.close().catch(() => undefined);
+      await pubsub.close().catch(() => undefined);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      logger.info({ drained: result === 'drained' }, 'tributary stopped.');
+      return { drained: result === 'drained' };
+    })();
+    return stopping;
+  };
+  return { metrics, port, stop };
+}
+
+async function checkDeadLetterTopic(deadLetters: PubSubDeadLetterPublisher, topic: string, logger: Logger): Promise<void> {
+  try {
+    if (!(await deadLetters.exists())) throw new StartupError(`dead-letter topic ${topic} does not exist`);
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    // Least privilege grants publish, not get: an unreadable topic is not a reason to refuse to run.
+    logger.warn({ topic, err: (err as Error).message }, 'Cannot check the dead-letter topic; continuing.');
+  }
+}

@@ -1,0 +1,64 @@
+import type { TributaryError } from '../errors.js';
+import type { DeadLetterContext, Envelope } from './ports.js';
+import { PUBSUB_SCHEMA_ATTRIBUTES, TRIBUTARY_SCHEMA_ATTRIBUTES } from './schema-reference.js';
+
+/** Pub/Sub's limit on an attribute value, in bytes of UTF-8. */
+export const MAX_ATTRIBUTE_VALUE_BYTES = 1024;
+export const MAX_ATTRIBUTES = 100;
+
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+export function truncateUtf8(value: string, maxBytes: number): string {
+  if (Buffer.byteLength(value) <= maxBytes) return value;
+  const ellipsis = maxBytes >= 16 ? '…' : '';
+  const budget = maxBytes - Buffer.byteLength(ellipsis);
+  let bytes = 0;
+  let end = 0;
+  for (const char of value) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > budget) break;
+    bytes += size;
+    end += char.length;
+  }
+  return value.slice(0, end) + ellipsis;
+}
+
+/** Lone surrogates are not valid UTF-8; Pub/Sub would reject the attribute. */
+function wellFormed(value: string): string {
+  return value.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
+/**
+ * The attributes of a dead-letter message: the original ones (without Google's reserved `goog*`
+ * keys, whose schema reference moves under `tributary_schema_*`), plus why and where it failed.
+ */
+export function deadLetterAttributes(envelope: Envelope, error: TributaryError, context: DeadLetterContext, failedAtMs: number): Record<string, string> {
+  const ours: Record<string, string> = {
+    tributary_error_code: error.code,
+    tributary_error_message: truncateUtf8(wellFormed(error.message), MAX_ATTRIBUTE_VALUE_BYTES),
+    tributary_source_subscription: envelope.subscription,
+    tributary_source_message_id: envelope.id,
+    tributary_source_publish_time: new Date(envelope.publishTimeMs).toISOString(),
+    tributary_attempts: String(context.attempts),
+    tributary_failed_at: new Date(failedAtMs).toISOString(),
+  };
+  if (context.route) ours.tributary_route = context.route;
+  if (envelope.topic) ours.tributary_source_topic = envelope.topic;
+  const attrs = envelope.attributes;
+  const name = attrs[PUBSUB_SCHEMA_ATTRIBUTES.name];
+  const revision = attrs[PUBSUB_SCHEMA_ATTRIBUTES.revisionId];
+  const encoding = attrs[PUBSUB_SCHEMA_ATTRIBUTES.encoding];
+  if (name) ours[TRIBUTARY_SCHEMA_ATTRIBUTES.name] = name;
+  if (revision) ours[TRIBUTARY_SCHEMA_ATTRIBUTES.revisionId] = revision;
+  if (encoding) ours[TRIBUTARY_SCHEMA_ATTRIBUTES.encoding] = encoding;
+  if (context.schemaKey?.startsWith('confluent:')) ours[TRIBUTARY_SCHEMA_ATTRIBUTES.confluentId] = context.schemaKey.slice('confluent:'.length);
+
+  const result: Record<string, string> = {};
+  let count = Object.keys(ours).length;
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith('goog') || key in ours) continue;
+    if (count >= MAX_ATTRIBUTES) break;
+    result[key] = value;
+    count++;
+  }
+  return Object.assign(result, ours);
+}

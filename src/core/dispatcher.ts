@@ -1,0 +1,171 @@
+import { TributaryError, toTributaryError } from '../errors.js';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { decodePayload } from './decoder.js';
+import type { PipelineObserver } from './observer.js';
+import type { Clock, Envelope, Logger } from './ports.js';
+import type { RoutePipeline } from './route-pipeline.js';
+import type { Router } from './router.js';
+import type { CompiledSchema, SchemaCache } from './schema-cache.js';
+import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
+import type { Row } from './table-schema.js';
+
+/** Optional columns filled from the Pub/Sub message rather than the record. */
+export interface MetadataColumns {
+  messageId?: string | undefined;
+  publishTime?: string | undefined;
+  subscription?: string | undefined;
+  attributes?: string | undefined;
+}
+
+export interface DispatcherDeps {
+  schemas: SchemaCache;
+  router: Router;
+  routes: ReadonlyMap<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>;
+  settler: import('./settler.js').Settler;
+  observer: PipelineObserver;
+  clock: Clock;
+  logger: Logger;
+  /** Retries of a registry that cannot answer, before the message is nacked. */
+  retry: BackoffPolicy & { maxAttempts: number };
+  /** Rows larger than this can never be inserted. */
+  maxRowBytes: number;
+}
+
+/**
+ * Takes each message from decode to its route: schema reference → cached schema → Avro value →
+ * row → route. Data errors are dead-lettered here; the routes own everything after.
+ */
+export class Dispatcher {
+  private fetching = 0;
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+  private readonly stop = new AbortController();
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  handle(envelope: Envelope): void {
+    if (this.draining) {
+      this.deps.settler.nack([envelope], 'unrouted', 'SHUTTING_DOWN');
+      return;
+    }
+    let key: string | undefined;
+    try {
+      const { ref, bodyOffset } = readSchemaReference(envelope.attributes, envelope.data);
+      key = schemaKey(ref);
+      const schema = this.deps.schemas.getCached(key);
+      if (schema) {
+        this.process(envelope, schema, ref, bodyOffset);
+        return;
+      }
+      this.fetching++;
+      void this.fetchThenProcess(envelope, ref, bodyOffset).finally(() => {
+        this.fetching--;
+        if (this.fetching === 0) this.wake();
+      });
+    } catch (err) {
+      this.fail(envelope, err, undefined, key);
+    }
+  }
+
+  /** Stops taking messages, settles everything accepted, and resolves when nothing is left. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.fetching > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await Promise.all([...this.deps.routes.values()].map((r) => r.pipeline.drain()));
+    await this.deps.settler.whenIdle();
+  }
+
+  /** The drain deadline passed: stop waiting in retries; what is unsettled is nacked. */
+  abort(): void {
+    this.stop.abort();
+    for (const route of this.deps.routes.values()) route.pipeline.abort();
+  }
+
+  get unsettled(): number {
+    let n = this.fetching + this.deps.settler.deadLettersInFlight;
+    for (const route of this.deps.routes.values()) n += route.pipeline.unsettledRows;
+    return n;
+  }
+
+  private wake(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async fetchThenProcess(envelope: Envelope, ref: SchemaReference, bodyOffset: number): Promise<void> {
+    const key = schemaKey(ref);
+    for (let attempt = 1; ; attempt++) {
+      let schema: CompiledSchema;
+      try {
+        schema = await this.deps.schemas.get(ref);
+      } catch (err) {
+        const error = toTributaryError(err);
+        if (error.errorClass === 'data') {
+          this.fail(envelope, error, undefined, key);
+          return;
+        }
+        this.deps.observer.retried('unrouted', error.code);
+        if (attempt >= this.deps.retry.maxAttempts || this.stop.signal.aborted) {
+          this.deps.logger.warn({ messageId: envelope.id, schema: key, code: error.code, err: error.message }, 'Schema unavailable; message nacked for redelivery.');
+          this.deps.settler.nack([envelope], 'unrouted', error.code);
+          return;
+        }
+        await this.deps.clock.sleep(backoffDelay(this.deps.retry, attempt, Math.random), this.stop.signal);
+        continue;
+      }
+      try {
+        this.process(envelope, schema, ref, bodyOffset);
+      } catch (err) {
+        this.fail(envelope, err, undefined, key);
+      }
+      return;
+    }
+  }
+
+  private process(envelope: Envelope, schema: CompiledSchema, ref: SchemaReference, bodyOffset: number): void {
+    let routeName: string | undefined;
+    try {
+      const value = decodePayload(schema, envelope.data, bodyOffset, ref.kind === 'pubsub' ? ref.encoding : 'BINARY');
+      const row = convert(schema, value);
+      routeName = this.deps.router.route({ attributes: envelope.attributes, recordName: schema.recordName, row });
+      const route = this.deps.routes.get(routeName);
+      if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
+      addMetadata(row, route.metadata, envelope);
+      const bytes = Buffer.byteLength(JSON.stringify(row));
+      if (bytes > this.deps.maxRowBytes) {
+        throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
+      }
+      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key });
+    } catch (err) {
+      this.fail(envelope, err, routeName, schema.key);
+    }
+  }
+
+  private fail(envelope: Envelope, err: unknown, route: string | undefined, key: string | undefined): void {
+    const error = toTributaryError(err);
+    if (error.errorClass === 'data') {
+      void this.deps.settler.deadLetter({ envelope, error, route, attempts: 1, schemaKey: key });
+      return;
+    }
+    this.deps.logger.warn({ messageId: envelope.id, route, code: error.code, err: error.message }, 'Message nacked.');
+    this.deps.settler.nack([envelope], route ?? 'unrouted', error.code);
+  }
+}
+
+function convert(schema: CompiledSchema, value: unknown): Row {
+  try {
+    return schema.toRow(value);
+  } catch (err) {
+    if (err instanceof TributaryError) throw err;
+    // A value the converter did not foresee is a property of this message, not a passing fault.
+    throw new TributaryError('CONVERSION_FAILED', `row conversion failed with schema ${schema.key}: ${(err as Error).message}`);
+  }
+}
+
+function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): void {
+  if (columns.messageId) row[columns.messageId] = envelope.id;
+  if (columns.publishTime) row[columns.publishTime] = new Date(envelope.publishTimeMs).toISOString();
+  if (columns.subscription) row[columns.subscription] = envelope.subscription;
+  if (columns.attributes) row[columns.attributes] = JSON.stringify(envelope.attributes);
+}

@@ -1,0 +1,124 @@
+import { TributaryError, toTributaryError } from '../errors.js';
+import { createAvroType, type AvroSchema, type AvroType } from './avro-type.js';
+import { createRowConverter } from './row-converter.js';
+import type { SchemaReference } from './schema-reference.js';
+import { schemaKey } from './schema-reference.js';
+import type { Row } from './table-schema.js';
+
+/**
+ * Fetches a schema definition (Avro JSON text). Throws TributaryError: SCHEMA_NOT_FOUND when the
+ * registry says the id does not exist, REGISTRY_UNAVAILABLE when it cannot answer.
+ */
+export interface SchemaRegistry {
+  readonly name: string;
+  fetch(ref: SchemaReference): Promise<string>;
+}
+
+export interface CompiledSchema {
+  readonly key: string;
+  readonly type: AvroType;
+  readonly toRow: (value: unknown) => Row;
+  /** Full name of the top-level record. */
+  readonly recordName: string;
+}
+
+export interface SchemaCacheEvents {
+  hit(): void;
+  miss(): void;
+  fetched(registry: string, seconds: number, ok: boolean): void;
+}
+
+export function compileSchema(key: string, definition: string): CompiledSchema {
+  let schema: AvroSchema;
+  try {
+    schema = JSON.parse(definition) as AvroSchema;
+  } catch (err) {
+    throw new TributaryError('SCHEMA_INVALID', `schema ${key} is not valid JSON: ${(err as Error).message}`);
+  }
+  try {
+    const type = createAvroType(schema);
+    if (type.typeName !== 'record' && type.typeName !== 'error') {
+      throw new Error(`the top-level type is ${type.typeName}, not a record`);
+    }
+    return { key, type, toRow: createRowConverter(schema), recordName: type.name ?? '' };
+  } catch (err) {
+    if (err instanceof TributaryError) throw err;
+    throw new TributaryError('SCHEMA_INVALID', `schema ${key} is not a usable Avro record schema: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Schemas and their compiled types, per schema id. Concurrent misses share one fetch; a failed
+ * fetch is not cached (the next message tries again); a schema that does not compile is cached as
+ * such, since a registry id never changes its content.
+ */
+export class SchemaCache {
+  private readonly compiled = new Map<string, CompiledSchema | TributaryError>();
+  private readonly loading = new Map<string, Promise<CompiledSchema>>();
+
+  constructor(
+    private readonly registry: SchemaRegistry,
+    private readonly maxEntries: number,
+    private readonly events: SchemaCacheEvents,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The hot path: a cached schema without a promise. Throws a cached compile failure. */
+  getCached(key: string): CompiledSchema | undefined {
+    const entry = this.compiled.get(key);
+    if (entry === undefined) return undefined;
+    this.events.hit();
+    if (entry instanceof TributaryError) throw entry;
+    return entry;
+  }
+
+  get(ref: SchemaReference): Promise<CompiledSchema> {
+    const key = schemaKey(ref);
+    let cached: CompiledSchema | undefined;
+    try {
+      cached = this.getCached(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (cached) return Promise.resolve(cached);
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    this.events.miss();
+    const promise = this.load(key, ref).finally(() => this.loading.delete(key));
+    this.loading.set(key, promise);
+    return promise;
+  }
+
+  get size(): number {
+    return this.compiled.size;
+  }
+
+  private async load(key: string, ref: SchemaReference): Promise<CompiledSchema> {
+    const started = this.now();
+    let definition: string;
+    try {
+      definition = await this.registry.fetch(ref);
+      this.events.fetched(this.registry.name, (this.now() - started) / 1000, true);
+    } catch (err) {
+      this.events.fetched(this.registry.name, (this.now() - started) / 1000, false);
+      throw toTributaryError(err);
+    }
+    let result: CompiledSchema | TributaryError;
+    try {
+      result = compileSchema(key, definition);
+    } catch (err) {
+      result = toTributaryError(err);
+    }
+    this.remember(key, result);
+    if (result instanceof TributaryError) throw result;
+    return result;
+  }
+
+  private remember(key: string, entry: CompiledSchema | TributaryError): void {
+    if (this.compiled.size >= this.maxEntries) {
+      const oldest = this.compiled.keys().next();
+      if (!oldest.done) this.compiled.delete(oldest.value);
+    }
+    this.compiled.set(key, entry);
+  }
+}

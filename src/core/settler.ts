@@ -1,0 +1,83 @@
+import type { ErrorCode, TributaryError } from '../errors.js';
+import type { PipelineObserver } from './observer.js';
+import type { Clock, DeadLetterPublisher, Envelope, Logger } from './ports.js';
+
+export interface DeadLetterRequest {
+  envelope: Envelope;
+  error: TributaryError;
+  route: string | undefined;
+  attempts: number;
+  schemaKey: string | undefined;
+}
+
+/**
+ * The one place messages are settled: ack after an insert, ack after a confirmed dead-letter
+ * publish, nack otherwise. Tracks dead-letter publishes still in flight so shutdown can wait.
+ */
+export class Settler {
+  private pendingDeadLetters = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly deadLetters: DeadLetterPublisher,
+    private readonly observer: PipelineObserver,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  ack(envelopes: readonly Envelope[], route: string): void {
+    if (envelopes.length === 0) return;
+    const now = this.clock.now();
+    let oldest = 0;
+    for (const envelope of envelopes) {
+      envelope.ack();
+      const age = now - envelope.publishTimeMs;
+      if (age > oldest) oldest = age;
+    }
+    this.observer.settled(route, 'acked', undefined, envelopes.length, oldest);
+  }
+
+  nack(envelopes: readonly Envelope[], route: string, code: ErrorCode): void {
+    if (envelopes.length === 0) return;
+    for (const envelope of envelopes) envelope.nack();
+    this.observer.settled(route, 'nacked', code, envelopes.length, 0);
+  }
+
+  /** Publishes to the dead-letter topic, then acks; a failed publish nacks so nothing is lost. */
+  async deadLetter(request: DeadLetterRequest): Promise<void> {
+    const { envelope, error, route } = request;
+    const label = route ?? 'unrouted';
+    this.pendingDeadLetters++;
+    try {
+      await this.deadLetters.publish(envelope, error, { route, attempts: request.attempts, schemaKey: request.schemaKey });
+      envelope.ack();
+      this.observer.settled(label, 'dead-lettered', error.code, 1, this.clock.now() - envelope.publishTimeMs);
+      this.logger.warn({ messageId: envelope.id, route, code: error.code, reason: error.message }, 'Message dead-lettered.');
+    } catch (err) {
+      envelope.nack();
+      this.observer.settled(label, 'nacked', 'DEAD_LETTER_FAILED', 1, 0);
+      this.logger.error(
+        { messageId: envelope.id, route, code: error.code, err: err instanceof Error ? err.message : String(err) },
+        'Dead-letter publish failed; message nacked for redelivery.',
+      );
+    } finally {
+      this.pendingDeadLetters--;
+      if (this.pendingDeadLetters === 0) this.wakeIdle();
+    }
+  }
+
+  get deadLettersInFlight(): number {
+    return this.pendingDeadLetters;
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.pendingDeadLetters === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

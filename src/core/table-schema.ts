@@ -1,0 +1,31 @@
+/** The parts of a BigQuery table schema the core needs, in the REST API's own shape. */
+export interface TableField {
+  name: string;
+  /** Legacy (INTEGER, FLOAT, BOOLEAN, RECORD) or standard (INT64, FLOAT64, BOOL, STRUCT) names. */
+  type: string;
+  mode?: 'NULLABLE' | 'REQUIRED' | 'REPEATED';
+  fields?: TableField[];
+  precision?: string;
+  scale?: string;
+}
+
+export interface TableSchema {
+  fields: TableField[];
+}
+
+/** A fully qualified table. */
+export interface TableRef {
+  projectId: string;
+  datasetId: string;
+  tableId: string;
+}
+
+export function formatTableRef(ref: TableRef): string {
+  return `${ref.projectId}.${ref.datasetId}.${ref.tableId}`;
+}
+
+/** JSON-ready row value: what insertAll accepts and JSON.stringify can write. */
+export type RowValue = string | number | boolean | null | RowValue[] | Row;
+export interface Row {
+  [column: string]: RowValue;
+}

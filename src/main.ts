@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { StartupError, startWorker } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { ConfigError } from './errors.js';
+import { createLogger } from './ops/logger.js';
+
+/** sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help. */
+export const EXIT_CONFIG = 78;
+
+const USAGE = `Usage: tributary <command> [options]
+
+Commands:
+  run       --config FILE   run the worker (Pub/Sub -> Avro -> BigQuery)
+  validate  --config FILE   check the configuration; every problem at once, exit 78 if any
+
+Options:
+  -c, --config FILE   YAML config (or TRIBUTARY_CONFIG); every value can also come from TRIBUTARY_* variables
+  -v, --version       print the version
+  -h, --help          this help
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** One clear line on stderr, JSON like every other log line, no stack dump. */
+function fatal(message: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ severity: 'CRITICAL', service: 'tributary', message, ...fields })}\n`);
+}
+
+async function checkFilesystem(config: Config): Promise<string[]> {
+  const problems: string[] = [];
+  if (config.registry.directory) {
+    try {
+      await access(config.registry.directory);
+    } catch {
+      problems.push(`registry.directory: ${config.registry.directory} does not exist or cannot be read`);
+    }
+  }
+  return problems;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0] ?? (values.config ? 'run' : undefined);
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return values.help || command === 'help' ? 0 : 64;
+  }
+  if (command !== 'run' && command !== 'validate') {
+    process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+    return 64;
+  }
+  const configPath = values.config ?? process.env.TRIBUTARY_CONFIG;
+  if (!configPath) {
+    fatal('No config: pass --config FILE or set TRIBUTARY_CONFIG.');
+    return EXIT_CONFIG;
+  }
+  let config: Config;
+  try {
+    config = await loadConfig(configPath, process.env);
+    const problems = await checkFilesystem(config);
+    if (problems.length > 0) throw new ConfigError(problems);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      if (command === 'validate') {
+        process.stderr.write(`${configPath}: ${err.problems.length} problem(s)\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+      } else {
+        fatal(`Invalid configuration in ${configPath}: ${err.problems.join('; ')}`, { problems: err.problems });
+      }
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+  if (command === 'validate') {
+    process.stdout.write(`${configPath}: OK (${config.routes.length} route(s): ${config.routes.map((r) => `${r.name} -> ${r.table.projectId}.${r.table.datasetId}.${r.table.tableId}`).join(', ')})\n`);
+    return 0;
+  }
+  return run(config);
+}
+
+async function run(config: Config): Promise<number> {
+  const logger = createLogger(config.log.level);
+  let worker;
+  try {
+    worker = await startWorker(config, { logger });
+  } catch (err) {
+    if (err instanceof StartupError) {
+      fatal(`Cannot start: ${err.message}.`);
+      return 1;
+    }
+    throw err;
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'Second signal: exiting now; unsettled messages will be redelivered.');
+        process.exit(130);
+      }
+      logger.info({ signal }, 'Signal received: shutting down.');
+      worker.stop().then(
+        ({ drained }) => resolve(drained ? 0 : 1),
+        (err: unknown) => {
+          fatal(`Shutdown failed: ${(err as Error).message}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

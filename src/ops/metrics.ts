@@ -1,0 +1,127 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ErrorCode } from '../errors.js';
+import type { PipelineObserver, RouteStateName, SettleOutcome } from '../core/observer.js';
+
+const ROUTE_STATES: RouteStateName[] = ['running', 'paused', 'draining', 'stopped'];
+
+/** prom-client metrics on a registry of our own; every label value is bounded. */
+export class Metrics implements PipelineObserver {
+  readonly registry = new Registry();
+  private readonly receivedTotal: Counter<'subscription'>;
+  private readonly receivedBytes: Counter<'subscription'>;
+  private readonly settledTotal: Counter<'route' | 'outcome' | 'code'>;
+  private readonly settleAge: Histogram<'route' | 'outcome'>;
+  private readonly rowsInsertedTotal: Counter<'route' | 'table'>;
+  private readonly billedBytesTotal: Counter<'route' | 'table'>;
+  private readonly insertDuration: Histogram<'route' | 'outcome'>;
+  private readonly batchRows: Histogram<'route'>;
+  private readonly batchBytes: Histogram<'route'>;
+  private readonly retriesTotal: Counter<'route' | 'code'>;
+  private readonly droppedFields: Counter<'route'>;
+  private readonly routeStateGauge: Gauge<'route' | 'state' | 'reason'>;
+  readonly schemaCacheHits: Counter;
+  readonly schemaCacheMisses: Counter;
+  readonly schemaFetchDuration: Histogram<'registry' | 'outcome'>;
+  private readonly lastRouteReason = new Map<string, string>();
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_process_' });
+    this.receivedTotal = new Counter({ name: 'tributary_messages_received_total', help: 'Messages received from Pub/Sub.', labelNames: ['subscription'], registers });
+    this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers });
+    this.settledTotal = new Counter({
+      name: 'tributary_messages_settled_total',
+      help: 'Messages settled: acked after insert, dead-lettered (then acked), or nacked for redelivery; code is the error code or "none".',
+      labelNames: ['route', 'outcome', 'code'],
+      registers,
+    });
+    this.settleAge = new Histogram({
+      name: 'tributary_message_age_at_settle_seconds',
+      help: 'Publish time to settle, per route and outcome: the backlog SLO.',
+      labelNames: ['route', 'outcome'],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200, 604800],
+      registers,
+    });
+    this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows BigQuery accepted.', labelNames: ['route', 'table'], registers });
+    this.billedBytesTotal = new Counter({
+      name: 'tributary_insert_billed_bytes_total',
+      help: 'Estimated streaming-insert billed bytes (each row billed as at least 1 KB).',
+      labelNames: ['route', 'table'],
+      registers,
+    });
+    this.insertDuration = new Histogram({
+      name: 'tributary_insert_request_duration_seconds',
+      help: 'insertAll request duration by outcome (ok, partial or error code).',
+      labelNames: ['route', 'outcome'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.batchRows = new Histogram({ name: 'tributary_batch_rows', help: 'Rows per batch.', labelNames: ['route'], buckets: [1, 10, 50, 100, 250, 500, 1000, 5000, 10000, 50000], registers });
+    this.batchBytes = new Histogram({
+      name: 'tributary_batch_bytes',
+      help: 'JSON bytes per batch.',
+      labelNames: ['route'],
+      buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 2.5e6, 5e6, 1e7],
+      registers,
+    });
+    this.retriesTotal = new Counter({ name: 'tributary_retries_total', help: 'Retries by error code.', labelNames: ['route', 'code'], registers });
+    this.droppedFields = new Counter({ name: 'tributary_unknown_fields_dropped_total', help: 'Fields dropped because the table lacks them (unknownFields: drop).', labelNames: ['route'], registers });
+    this.routeStateGauge = new Gauge({
+      name: 'tributary_route_state',
+      help: '1 for the state each route is in; reason is the error code that paused it, or "none".',
+      labelNames: ['route', 'state', 'reason'],
+      registers,
+    });
+    this.schemaCacheHits = new Counter({ name: 'tributary_schema_cache_hits_total', help: 'Schema lookups served from the cache.', registers });
+    this.schemaCacheMisses = new Counter({ name: 'tributary_schema_cache_misses_total', help: 'Schema lookups that needed a registry fetch.', registers });
+    this.schemaFetchDuration = new Histogram({
+      name: 'tributary_schema_fetch_duration_seconds',
+      help: 'Registry fetch duration.',
+      labelNames: ['registry', 'outcome'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+  }
+
+  received(subscription: string, count: number, bytes: number): void {
+    this.receivedTotal.inc({ subscription }, count);
+    this.receivedBytes.inc({ subscription }, bytes);
+  }
+
+  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void {
+    this.settledTotal.inc({ route, outcome, code: code ?? 'none' }, count);
+    if (outcome !== 'nacked') this.settleAge.observe({ route, outcome }, ageMs / 1000);
+  }
+
+  rowsInserted(route: string, table: string, rows: number, billedBytes: number): void {
+    this.rowsInsertedTotal.inc({ route, table }, rows);
+    this.billedBytesTotal.inc({ route, table }, billedBytes);
+  }
+
+  insertRequest(route: string, seconds: number, outcome: string): void {
+    this.insertDuration.observe({ route, outcome }, seconds);
+  }
+
+  batchFlushed(route: string, rows: number, bytes: number): void {
+    this.batchRows.observe({ route }, rows);
+    this.batchBytes.observe({ route }, bytes);
+  }
+
+  retried(route: string, code: ErrorCode): void {
+    this.retriesTotal.inc({ route, code });
+  }
+
+  fieldsDropped(route: string, count: number): void {
+    this.droppedFields.inc({ route }, count);
+  }
+
+  routeState(route: string, state: RouteStateName, code: ErrorCode | undefined): void {
+    const previous = this.lastRouteReason.get(route);
+    const reason = code ?? 'none';
+    for (const s of ROUTE_STATES) {
+      if (previous !== undefined) this.routeStateGauge.remove({ route, state: s, reason: previous });
+      this.routeStateGauge.set({ route, state: s, reason }, s === state ? 1 : 0);
+    }
+    this.lastRouteReason.set(route, reason);
+  }
+}

@@ -1,0 +1,111 @@
+import type { PubSub, Subscription, Topic } from '@google-cloud/pubsub';
+import { inject } from 'vitest';
+import { startWorker, type Worker } from '../../src/app.js';
+import { parseConfig } from '../../src/config.js';
+import type { Logger } from '../../src/core/ports.js';
+import type { TableRef } from '../../src/core/table-schema.js';
+import { startBigQueryTestServer, type BigQueryTestServer } from './bigquery-test-server.js';
+import { closePubSub, createPubSub, createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
+
+export const PROJECT = 'test-project';
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Everything an integration test needs: emulator topics, the BigQuery test server, a worker. */
+export class Harness {
+  readonly deadLetters: PulledMessage[] = [];
+  private workers: Worker[] = [];
+
+  private constructor(
+    readonly pubsub: PubSub,
+    readonly bigquery: BigQueryTestServer,
+    readonly topic: Topic,
+    readonly subscription: Subscription,
+    readonly deadLetterTopic: Topic,
+    readonly deadLetterSubscription: Subscription,
+    readonly dataset: string,
+  ) {}
+
+  static async create(): Promise<Harness> {
+    const host = inject('pubsubEmulatorHost');
+    process.env.PUBSUB_EMULATOR_HOST = host;
+    process.env.METADATA_SERVER_DETECTION = 'none';
+    const pubsub = createPubSub(host, PROJECT);
+    const bigquery = await startBigQueryTestServer();
+    const { topic, subscription } = await createTopicAndSubscription(pubsub, { ackDeadlineSeconds: 30 });
+    const dl = await createTopicAndSubscription(pubsub, { topicName: uniqueName('dead-letter') });
+    return new Harness(pubsub, bigquery, topic, subscription, dl.topic, dl.subscription, uniqueName('ds').replace(/[^A-Za-z0-9_]/g, '_'));
+  }
+
+  table(tableId: string): TableRef {
+    return { projectId: PROJECT, datasetId: this.dataset, tableId };
+  }
+
+  /** The YAML config a user would write, pointed at this harness. */
+  configYaml(body: string): string {
+    return `
+projectId: ${PROJECT}
+subscription: ${this.subscription.name}
+deadLetter: { topic: ${this.deadLetterTopic.name} }
+bigquery: { apiEndpoint: ${this.bigquery.url}, probeIntervalMs: 200 }
+server: { port: 0, host: 127.0.0.1 }
+retry: { maxAttempts: 5, initialDelayMs: 20, maxDelayMs: 200 }
+shutdown: { drainTimeoutMs: 10000 }
+${body.replaceAll('$DATASET', this.dataset)}
+`;
+  }
+
+  async startWorker(body: string, logger: Logger = silentLogger): Promise<Worker> {
+    const worker = await startWorker(parseConfig(this.configYaml(body), {}), { logger });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  async publish(messages: Array<{ data: Buffer; attributes?: Record<string, string> }>, topic: Topic = this.topic): Promise<string[]> {
+    return Promise.all(messages.map((m) => topic.publishMessage({ data: m.data, attributes: m.attributes ?? {} })));
+  }
+
+  /** Pulls what reached the dead-letter subscription so far (and keeps it in `deadLetters`). */
+  async pullDeadLetters(timeoutMs = 200): Promise<PulledMessage[]> {
+    const pulled = await pullAll(this.deadLetterSubscription, { timeoutMs });
+    this.deadLetters.push(...pulled);
+    return this.deadLetters;
+  }
+
+  insertedIds(tables: TableRef[]): string[] {
+    return tables.flatMap((t) => this.bigquery.rows(t).map((r) => String(r.json._message_id ?? r.insertId)));
+  }
+
+  /**
+   * Waits until every published id is inserted or dead-lettered, then checks conservation:
+   * nothing lost, nothing both inserted and dead-lettered, no row inserted twice.
+   */
+  async expectConservation(published: string[], tables: TableRef[], timeoutMs = 30_000): Promise<{ inserted: string[]; deadLettered: PulledMessage[] }> {
+    const deadline = Date.now() + timeoutMs;
+    const wanted = new Set(published);
+    for (;;) {
+      await this.pullDeadLetters(100);
+      const done = new Set([...this.insertedIds(tables), ...this.deadLetters.map((m) => m.attributes.tributary_source_message_id ?? '')]);
+      const missing = [...wanted].filter((id) => !done.has(id));
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`conservation: ${missing.length} of ${published.length} messages neither inserted nor dead-lettered (e.g. ${missing.slice(0, 3).join(', ')})`);
+      }
+    }
+    const inserted = this.insertedIds(tables);
+    const deadIds = this.deadLetters.map((m) => m.attributes.tributary_source_message_id ?? '');
+    const both = inserted.filter((id) => deadIds.includes(id));
+    if (both.length > 0) throw new Error(`conservation: ${both.length} messages both inserted and dead-lettered`);
+    if (new Set(inserted).size !== inserted.length) throw new Error('conservation: a row was stored twice');
+    const unknown = [...inserted, ...deadIds].filter((id) => !wanted.has(id));
+    if (unknown.length > 0) throw new Error(`conservation: ${unknown.length} unexpected messages`);
+    return { inserted, deadLettered: this.deadLetters };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop()));
+    this.workers = [];
+    await this.bigquery.close();
+    await closePubSub(this.pubsub);
+  }
+}
