@@ -1,0 +1,151 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
+import { accessRecord, accessV1, encode, tableSchemaFor } from '../support/log-schemas.js';
+import { pullAll } from '../support/pubsub-fixtures.js';
+import { Harness } from '../support/worker-harness.js';
+
+const BIN = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
+
+interface Cli {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  stderr: string[];
+  waitForLine(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exit: Promise<number | null>;
+}
+
+function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Array<Record<string, unknown>> = [];
+  const stderr: string[] = [];
+  const waiters: Array<{ predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      line = { raw: text };
+    }
+    lines.push(line);
+    for (const w of waiters.filter((w) => w.predicate(line))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  createInterface({ input: child.stderr! }).on('line', (text) => stderr.push(text));
+  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  return {
+    child,
+    lines,
+    stderr,
+    exit,
+    waitForLine(predicate, timeoutMs = 30_000) {
+      const found = lines.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.join('\n')}; stdout: ${JSON.stringify(lines.slice(-5))}`)), timeoutMs);
+        waiters.push({
+          predicate,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+        void exit.then(() => {
+          clearTimeout(timer);
+          reject(new Error(`the CLI exited; stderr: ${stderr.join('\n')}`));
+        });
+      });
+    },
+  };
+}
+
+describe('the built CLI', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await Harness.create();
+  });
+
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('--version and validate', async () => {
+    const version = startCli(['--version']);
+    expect(await version.exit).toBe(0);
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-e2e-'));
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'projectId: p-1234\nsubscription: s\nrouting: { from: nowhere }\nroutes:\n  access: { match: [a], table: nope }\n');
+    const invalid = startCli(['validate', '--config', bad]);
+    expect(await invalid.exit).toBe(78);
+    const report = invalid.stderr.join('\n');
+    expect(report).toContain('routing.from');
+    expect(report).toContain('routes.access.table');
+    expect(report).toContain('deadLetter');
+    // every value can come from the environment
+    const fixed = startCli(['validate', '--config', bad], { TRIBUTARY_ROUTING_FROM: 'attribute', TRIBUTARY_ROUTES_ACCESS_TABLE: 'logs.access', TRIBUTARY_DEAD_LETTER_TOPIC: 'dl' });
+    expect(await fixed.exit).toBe(0);
+    // `run` with a bad config: one clear line, exit 78, no stack
+    const run = startCli(['run', '--config', bad]);
+    expect(await run.exit).toBe(78);
+    expect(run.stderr).toHaveLength(1);
+    expect(JSON.parse(run.stderr[0] ?? '{}')).toMatchObject({ severity: 'CRITICAL', message: expect.stringContaining('Invalid configuration') });
+  });
+
+  it('runs the worker, and on SIGTERM drains, exits 0 and loses nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-e2e-'));
+    await writeFile(join(dir, '1.avsc'), JSON.stringify(accessV1));
+    const table = h.table('access');
+    h.bigquery.createTable(table, tableSchemaFor(accessV1));
+    // slow inserts so that batches are in flight when the signal arrives
+    h.bigquery.setLatency(150);
+    const configPath = join(dir, 'tributary.yaml');
+    await writeFile(
+      configPath,
+      h.configYaml(`
+registry: { kind: directory, directory: ${dir} }
+routes:
+  access:
+    match: [access]
+    table: $DATASET.access
+    batch: { maxRows: 100, maxDelayMs: 100 }
+    maxInFlightBatches: 2
+    metadata: { messageId: _message_id, publishTime: _publish_time }
+`),
+    );
+    const cli = startCli(['run', '--config', configPath]);
+    await cli.waitForLine((l) => l.message === 'tributary started.');
+    const published: string[] = [];
+    const poison = await h.publish([{ data: Buffer.from('not avro'), attributes: { log_type: 'access' } }]);
+    published.push(...poison);
+    for (let round = 0; round < 10; round++) {
+      published.push(...(await h.publish(Array.from({ length: 100 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 100 + i))]), attributes: { log_type: 'access' } })))));
+    }
+    await h.bigquery.waitForRows(table, 200, 30_000);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit).toBe(0);
+    expect(cli.lines.some((l) => l.message === 'tributary stopped.' && l.drained === true)).toBe(true);
+    expect(cli.lines.every((l) => typeof l.severity === 'string')).toBe(true);
+
+    // conservation: inserted + dead-lettered + still in the subscription = published
+    const remaining = await pullAll(h.subscription, { timeoutMs: 1500 });
+    await h.pullDeadLetters(500);
+    const inserted = h.insertedIds([table]);
+    const dead = h.deadLetters.map((m) => m.attributes.tributary_source_message_id);
+    const left = remaining.map((m) => m.messageId);
+    const accounted = new Set([...inserted, ...dead, ...left]);
+    expect(published.filter((id) => !accounted.has(id))).toEqual([]);
+    expect(inserted.filter((id) => dead.includes(id))).toEqual([]);
+    expect(new Set(inserted).size).toBe(inserted.length);
+    expect(dead).toContain(poison[0]);
+    expect(inserted.length).toBeGreaterThanOrEqual(200);
+  });
+});
