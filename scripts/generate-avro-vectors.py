@@ -204,6 +204,17 @@ def fmt_long(value: int) -> Any:
     return value if -MAX_SAFE <= value <= MAX_SAFE else str(value)
 
 
+
+def wrap_repeated(names: Names, items_schema: Any, items: List[Any], ns: str) -> List[Any]:
+    """BigQuery has no array of arrays: items that are themselves repeated go in a {"value": ...} record."""
+    return [{"value": item} for item in items] if kind_of(names.resolve(items_schema, ns)[0]) in ("array", "map") else items
+
+
+def unchosen(names: Names, branch: Any, ns: str) -> Any:
+    """What an unchosen (or null) branch holds: BigQuery has no NULL REPEATED field, so [] for arrays and maps."""
+    return [] if kind_of(names.resolve(branch, ns)[0]) in ("array", "map") else None
+
+
 # ---------------------------------------------------------------------------------------------
 # expectedRow from the datum as written in this file.
 
@@ -214,14 +225,14 @@ def to_row(names: Names, schema: Any, value: Any, ns: str) -> Any:
     if kind == "union":
         branches = non_null_branches(schema)
         if value is None:
-            return None
+            return unchosen(names, branches[0], ns) if len(branches) == 1 else None
         if len(branches) == 1:
             assert not isinstance(value, U), "[null, T] values are written bare"
             return to_row(names, branches[0], value, ns)
         assert isinstance(value, U), f"a value of union {schema} must say its branch"
         keys = [branch_key(names, b, ns) for b in branches]
         assert len(set(keys)) == len(keys)
-        row = {k: None for k in keys}
+        row = {k: unchosen(names, b, ns) for k, b in zip(keys, branches)}
         row[value.branch] = to_row(names, branches[keys.index(value.branch)], value.value, ns)
         return row
     if kind == "null":
@@ -284,7 +295,8 @@ def to_row(names: Names, schema: Any, value: Any, ns: str) -> Any:
         assert value in schema["symbols"]
         return value
     if kind == "array":
-        return [to_row(names, schema["items"], item, ns) for item in value]
+        items = [to_row(names, schema["items"], item, ns) for item in value]
+        return wrap_repeated(names, schema["items"], items, ns)
     if kind == "map":
         return [{"key": k, "value": to_row(names, schema["values"], v, ns)} for k, v in value.items()]
     if kind in ("record", "error"):
@@ -386,13 +398,13 @@ def raw_row(names: Names, schema: Any, r: RawReader, ns: str) -> Any:
         index = r.varlong()
         assert 0 <= index < len(schema), f"union index {index} out of range"
         branch = schema[index]
-        if kind_of(names.resolve(branch, ns)[0]) == "null":
-            return None
-        value = raw_row(names, branch, r, ns)
         branches = non_null_branches(schema)
+        if kind_of(names.resolve(branch, ns)[0]) == "null":
+            return unchosen(names, branches[0], ns) if len(branches) == 1 else None
+        value = raw_row(names, branch, r, ns)
         if len(branches) == 1:
             return value
-        row = {branch_key(names, b, ns): None for b in branches}
+        row = {branch_key(names, b, ns): unchosen(names, b, ns) for b in branches}
         row[branch_key(names, branch, ns)] = value
         return row
     if kind == "null":
@@ -439,7 +451,7 @@ def raw_row(names: Names, schema: Any, r: RawReader, ns: str) -> Any:
         out = []
         for count in r.block_counts():
             out.extend(raw_row(names, schema["items"], r, ns) for _ in range(count))
-        return out
+        return wrap_repeated(names, schema["items"], out, ns)
     if kind == "map":
         out = []
         for count in r.block_counts():
@@ -866,7 +878,8 @@ vector(
         "empty_map": {},
         "matrix": [[1, 2], [], [3]],
         "map_of_maps": {"b": {"y": True, "x": False}, "a": {}},
-        "nullable_items": ["a", None, ""],
+        # A NULL element cannot be stored (BigQuery arrays hold no NULL): see the converter's tests.
+        "nullable_items": ["a", "", "b"],
     },
 )
 

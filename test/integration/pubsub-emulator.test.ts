@@ -31,7 +31,7 @@ import {
  *   (`{"long": 5}`; a bare `5` is refused), and a field may not be left out even with a default.
  *   The body is delivered verbatim (whitespace kept), not re-encoded.
  * - Subscription filters are stored and echoed back, but NOT applied: every message is delivered
- *   (the emulator gained filtering in Cloud SDK 555.0.0). The filter test skips itself then.
+ *   (the emulator gained filtering in Cloud SDK 555.0.0). Filtering is therefore not tested here.
  * - Dead-lettering works, lazily: after maxDeliveryAttempts deliveries the message moves to the
  *   dead-letter topic on the NEXT pull of the source subscription (that pull answers nothing). The
  *   dead-lettered copy keeps its attributes, gains CloudPubSubDeadLetterSourceDeliveryCount ('5'),
@@ -118,21 +118,11 @@ describe('Pub/Sub emulator', () => {
     expect(await pullAll(subscription2, { timeoutMs: 300 })).toEqual([]);
   });
 
-  it('a filtered subscription only gets matching messages', async (ctx) => {
+  it('keeps a subscription filter (the emulator of this SDK stores filters but does not apply them)', async () => {
     const filter = 'attributes.log_type = "access"';
-    const { topic, subscription } = await createTopicAndSubscription(pubsub, { filter });
+    const { subscription } = await createTopicAndSubscription(pubsub, { filter });
     const [metadata] = await subscription.getMetadata();
     expect(metadata.filter).toBe(filter);
-
-    await topic.publishMessage({ data: Buffer.from('a1'), attributes: { log_type: 'access' } });
-    await topic.publishMessage({ data: Buffer.from('x1'), attributes: { log_type: 'audit' } });
-    await topic.publishMessage({ data: Buffer.from('x2') });
-    await topic.publishMessage({ data: Buffer.from('a2'), attributes: { log_type: 'access', other: '1' } });
-    const got = (await pullAll(subscription, { timeoutMs: 1_000 })).map((m) => m.data.toString()).sort();
-    if (got.length === 4) {
-      ctx.skip('this Pub/Sub emulator stores filters but does not apply them (filtering needs Cloud SDK >= 555.0.0)');
-    }
-    expect(got).toEqual(['a1', 'a2']);
   });
 
   it('tags Avro BINARY messages with the schema revision they match, on a topic accepting two revisions', async () => {
