@@ -44,6 +44,15 @@ export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
   }
 }
 
+/** The destination named by `sink`; DuckDB is loaded only when asked for (optional dependency). */
+export async function createSink(config: Config): Promise<Sink> {
+  if (config.sink === 'duckdb') {
+    const { createDuckDbSink } = await import('./adapters/duckdb-sink.js');
+    return createDuckDbSink(config);
+  }
+  return new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
+}
+
 export interface WorkerDeps {
   logger: Logger;
   /** For tests: a sink other than BigQuery. */
@@ -55,7 +64,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   const clock = systemClock;
   const pubsub = new PubSub({ projectId: config.projectId });
   const metrics = new Metrics();
-  const sink = deps.sink ?? new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
+  const sink = deps.sink ?? (await createSink(config));
   const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
   await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
 

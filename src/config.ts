@@ -83,6 +83,14 @@ const configSchema = z
       .strict()
       .default({}),
     deadLetter: z.object({ topic: z.string().min(1) }).strict(),
+    /** Where rows go: BigQuery in production, an embedded DuckDB file for development. */
+    sink: z.enum(['bigquery', 'duckdb']).default('bigquery'),
+    duckdb: z
+      .object({
+        path: z.string().min(1).default('tributary.duckdb'),
+      })
+      .strict()
+      .default({}),
     flowControl: z
       .object({
         maxMessages: z.number().int().min(1).default(2000),
@@ -167,6 +175,8 @@ const KEY_TREE: KeyTree = {
   routes: { '*': ROUTE_TREE },
   retry: { maxAttempts: null, initialDelayMs: null, maxDelayMs: null },
   deadLetter: { topic: null },
+  sink: null,
+  duckdb: { path: null },
   flowControl: { maxMessages: null, maxBytes: null },
   bigquery: { apiEndpoint: null, projectId: null, timeoutMs: null, probeIntervalMs: null },
   server: { port: null, host: null },
