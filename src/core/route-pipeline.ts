@@ -47,12 +47,24 @@ export interface RouteStatus {
   pendingRows: number;
   queuedBatches: number;
   inFlightBatches: number;
+  /** The in-flight limit in force: lowered when BigQuery throttles, raised back as inserts succeed. */
+  concurrencyLimit: number;
+  /** Minimum gap between request starts once a single request in flight still gets throttled. */
+  pacingMs: number;
+  /** Unsettled rows and no insert for STALL_AFTER_MS: the route has work and makes no progress. */
+  stalled: boolean;
 }
 
 /** BigQuery's streaming inserts bill each row as at least 1 KB. */
 const MIN_BILLED_ROW_BYTES = 1024;
 /** Stale table schemas are re-read at most this often when a row names a field the cache lacks. */
 const SCHEMA_REFRESH_MIN_INTERVAL_MS = 10_000;
+/** A route with work and no successful insert for this long is reported as stalled. */
+const STALL_AFTER_MS = 120_000;
+/** Pacing never waits longer than this between two request starts. */
+const MAX_PACING_MS = 5_000;
+/** Each success shortens the pacing gap by this factor: about 20 successes undo one throttle. */
+const PACING_DECAY = 0.965;
 
 /**
  * One route: its own batch, its own in-flight limit, its own retries and its own pause state, so a
@@ -64,6 +76,11 @@ export class RoutePipeline {
   private timer: NodeJS.Timeout | undefined;
   private readonly ready: PendingRow[][] = [];
   private inFlight = 0;
+  private concurrency: number;
+  private pacingMs = 0;
+  private nextStartAt = 0;
+  private pacingTimer: NodeJS.Timeout | undefined;
+  private lastProgressAt: number;
   private state: RouteStateName = 'running';
   private stateSince: number;
   private pauseError: TributaryError | undefined;
@@ -84,6 +101,8 @@ export class RoutePipeline {
     this.tableName = formatTableRef(options.table);
     this.stateSince = deps.clock.now();
     this.holdLimit = options.batch.maxRows * options.maxInFlightBatches;
+    this.concurrency = options.maxInFlightBatches;
+    this.lastProgressAt = this.stateSince;
     this.random = deps.random ?? Math.random;
     deps.observer.routeState(options.name, 'running', undefined);
   }
@@ -126,6 +145,9 @@ export class RoutePipeline {
       pendingRows: this.pending.length,
       queuedBatches: this.ready.length,
       inFlightBatches: this.inFlight,
+      concurrencyLimit: Math.floor(this.concurrency),
+      pacingMs: Math.round(this.pacingMs),
+      stalled: this.unsettledRows > 0 && this.deps.clock.now() - this.lastProgressAt > STALL_AFTER_MS,
     };
     if (this.pauseError) status.reason = { code: this.pauseError.code, message: this.pauseError.message };
     if (this.lastSuccessAt !== undefined) status.lastSuccessAt = this.lastSuccessAt;
@@ -180,7 +202,18 @@ export class RoutePipeline {
   }
 
   private pump(): void {
-    while ((this.state === 'running' || this.state === 'draining') && this.inFlight < this.options.maxInFlightBatches) {
+    while ((this.state === 'running' || this.state === 'draining') && this.inFlight < Math.floor(this.concurrency) && this.ready.length > 0) {
+      if (this.pacingMs > 0) {
+        const now = this.deps.clock.now();
+        if (now < this.nextStartAt) {
+          this.pacingTimer ??= setTimeout(() => {
+            this.pacingTimer = undefined;
+            this.pump();
+          }, this.nextStartAt - now);
+          break;
+        }
+        this.nextStartAt = now + this.pacingMs;
+      }
       const batch = this.ready.shift();
       if (batch === undefined) break;
       this.inFlight++;
@@ -203,6 +236,7 @@ export class RoutePipeline {
 
   private wakeIfIdle(): void {
     if (this.inFlight > 0 || this.ready.length > 0 || this.pending.length > 0) return;
+    this.lastProgressAt = this.deps.clock.now();
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const wake of waiters) wake();
@@ -345,6 +379,7 @@ export class RoutePipeline {
         this.pause(error);
         return { kind: 'paused' };
       }
+      if (error.code === 'BIGQUERY_RATE_LIMITED' || error.code === 'BIGQUERY_QUOTA_EXCEEDED') this.throttled();
       this.deps.logger.warn({ route: this.name, code: error.code, rows: rows.length, err: error.message }, 'Insert failed; will retry.');
       return { kind: 'retry', rows, code: error.code, backoff: true };
     }
@@ -375,9 +410,34 @@ export class RoutePipeline {
       this.deps.settler.ack(inserted, this.name);
       this.deps.observer.rowsInserted(this.name, this.tableName, inserted.length, billed);
       this.lastSuccessAt = this.deps.clock.now();
+      this.lastProgressAt = this.lastSuccessAt;
+      this.succeeded();
     }
     if (retry.length === 0) return { kind: 'done' };
     return { kind: 'retry', rows: retry, code: 'BIGQUERY_ROW_RETRYABLE', backoff };
+  }
+
+  /**
+   * Multiplicative decrease when BigQuery throttles: halve the requests in flight; once a single
+   * request is still throttled, space request starts apart. Retrying at full speed into a quota is
+   * what this avoids.
+   */
+  private throttled(): void {
+    if (this.concurrency > 1) {
+      this.concurrency = Math.max(1, this.concurrency / 2);
+    } else {
+      this.pacingMs = Math.min(MAX_PACING_MS, Math.max(20, this.pacingMs * 2));
+    }
+  }
+
+  /** Additive increase: one more request in flight per "window" of successes, pacing first. */
+  private succeeded(): void {
+    if (this.pacingMs > 0) {
+      this.pacingMs = this.pacingMs < 1 ? 0 : this.pacingMs * PACING_DECAY;
+      return;
+    }
+    const max = this.options.maxInFlightBatches;
+    if (this.concurrency < max) this.concurrency = Math.min(max, this.concurrency + 1 / this.concurrency);
   }
 
   private deadLetter(item: PendingRow, error: TributaryError, attempts: number): Promise<void> {
@@ -416,6 +476,8 @@ export class RoutePipeline {
   }
 
   private clearProbe(): void {
+    if (this.pacingTimer !== undefined) clearTimeout(this.pacingTimer);
+    this.pacingTimer = undefined;
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
   }

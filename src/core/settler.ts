@@ -1,4 +1,5 @@
 import type { ErrorCode, TributaryError } from '../errors.js';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, DeadLetterPublisher, Envelope, Logger } from './ports.js';
 
@@ -23,6 +24,11 @@ export class Settler {
     private readonly observer: PipelineObserver,
     private readonly clock: Clock,
     private readonly logger: Logger,
+    /**
+     * Publishes that fail are retried before the message is nacked: an unavailable dead-letter topic
+     * must not turn every poison message into a redelivery hot loop.
+     */
+    private readonly publishRetry: BackoffPolicy & { maxAttempts: number } = { maxAttempts: 4, initialDelayMs: 250, maxDelayMs: 5000 },
   ) {}
 
   ack(envelopes: readonly Envelope[], route: string): void {
@@ -49,7 +55,15 @@ export class Settler {
     const label = route ?? 'unrouted';
     this.pendingDeadLetters++;
     try {
-      await this.deadLetters.publish(envelope, error, { route, attempts: request.attempts, schemaKey: request.schemaKey });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.deadLetters.publish(envelope, error, { route, attempts: request.attempts, schemaKey: request.schemaKey });
+          break;
+        } catch (err) {
+          if (attempt >= this.publishRetry.maxAttempts) throw err;
+          await this.clock.sleep(backoffDelay(this.publishRetry, attempt));
+        }
+      }
       envelope.ack();
       this.observer.settled(label, 'dead-lettered', error.code, 1, this.clock.now() - envelope.publishTimeMs);
       this.logger.warn({ messageId: envelope.id, route, code: error.code, reason: error.message }, 'Message dead-lettered.');

@@ -233,4 +233,17 @@ describe('RoutePipeline outcomes', () => {
     expect(later.filter((e) => e.settledAs === 'nack').length).toBe(5);
     await pipeline.drain();
   });
+
+  it('halves its in-flight limit when throttled, paces at one, and climbs back on success', async () => {
+    const { sink, pipeline, submit } = setup({ maxInFlightBatches: 8, batch: { maxRows: 1, maxBytes: 1_000_000, maxDelayMs: 60_000 }, retry: { maxAttempts: 6, initialDelayMs: 1, maxDelayMs: 2 } });
+    sink.answers.push(...Array.from({ length: 5 }, () => new TributaryError('BIGQUERY_RATE_LIMITED', '403 rateLimitExceeded')));
+    const [envelope] = submit(1);
+    await pipeline.drain();
+    expect(envelope?.settledAs).toBe('ack');
+    const throttled = pipeline.status();
+    // 8 -> 4 -> 2 -> 1, then two throttles at one request: pacing 20 ms, 40 ms; one success decays it
+    expect(throttled.concurrencyLimit).toBe(1);
+    expect(throttled.pacingMs).toBeGreaterThan(30);
+    expect(throttled.pacingMs).toBeLessThan(40);
+  });
 });
