@@ -7,7 +7,7 @@ import { PubSubSource } from './adapters/pubsub-source.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
 import { LIMITS, type Config } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
-import { systemClock, type Logger, type Sink } from './core/ports.js';
+import { systemClock, type Clock, type DeadLetterPublisher, type Logger, type Sink } from './core/ports.js';
 import { RoutePipeline } from './core/route-pipeline.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
@@ -59,18 +59,29 @@ export interface WorkerDeps {
   sink?: Sink;
 }
 
-export async function startWorker(config: Config, deps: WorkerDeps): Promise<Worker> {
-  const { logger } = deps;
-  const clock = systemClock;
-  const pubsub = new PubSub({ projectId: config.projectId });
-  const metrics = new Metrics();
-  const sink = deps.sink ?? (await createSink(config));
-  const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
-  await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
+/** What the worker and the dead-letter replay share: decode → route → batch → insert → settle. */
+export interface Pipeline {
+  readonly dispatcher: Dispatcher;
+  readonly routes: ReadonlyMap<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>;
+  readonly settler: Settler;
+}
 
-  const settler = new Settler(deadLetters, metrics, clock, logger);
+export interface PipelineDeps {
+  logger: Logger;
+  sink: Sink;
+  deadLetters: DeadLetterPublisher;
+  /** The Pub/Sub schema service is reached through it. */
+  pubsub: PubSub;
+  metrics: Metrics;
+  clock?: Clock;
+}
+
+export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
+  const { logger, sink, metrics } = deps;
+  const clock = deps.clock ?? systemClock;
+  const settler = new Settler(deps.deadLetters, metrics, clock, logger);
   const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
-  const schemas = new SchemaCache(createRegistry(config, pubsub), config.registry.cacheMaxEntries, {
+  const schemas = new SchemaCache(createRegistry(config, deps.pubsub), config.registry.cacheMaxEntries, {
     hit: () => metrics.schemaCacheHits.inc(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
@@ -102,6 +113,17 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     retry: config.retry,
     maxRowBytes: LIMITS.maxBatchBytes,
   });
+  return { dispatcher, routes, settler };
+}
+
+export async function startWorker(config: Config, deps: WorkerDeps): Promise<Worker> {
+  const { logger } = deps;
+  const pubsub = new PubSub({ projectId: config.projectId });
+  const metrics = new Metrics();
+  const sink = deps.sink ?? (await createSink(config));
+  const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
+  await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
+  const { dispatcher, routes } = createPipeline(config, { logger, sink, deadLetters, pubsub, metrics });
 
   const subscriptions = [...(config.subscription ? [config.subscription] : []), ...config.routes.flatMap((r) => (r.subscription ? [r.subscription] : []))];
   const sources = subscriptions.map(
@@ -173,7 +195,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   return { metrics, port, stop };
 }
 
-async function checkDeadLetterTopic(deadLetters: PubSubDeadLetterPublisher, topic: string, logger: Logger): Promise<void> {
+export async function checkDeadLetterTopic(deadLetters: PubSubDeadLetterPublisher, topic: string, logger: Logger): Promise<void> {
   try {
     if (!(await deadLetters.exists())) throw new StartupError(`dead-letter topic ${topic} does not exist`);
   } catch (err) {

@@ -91,13 +91,12 @@ routes:
     expect(row?.insertId).toBe(row?.json._message_id);
   });
 
-  it('routes three log types into three tables from Confluent-framed messages (registry server and directory)', async () => {
+  it('routes three log types into three tables from Confluent-framed messages through the registry server', async () => {
     registry = await startConfluentRegistryServer();
     registry.setAuth({ username: 'svc', password: 's3cret' });
     registry.register(1, accessV1);
     registry.register(2, audit);
-    const dir = await mkdtemp(join(tmpdir(), 'tributary-schemas-'));
-    await writeFile(join(dir, '3.avsc'), JSON.stringify(metric));
+    registry.register(3, metric);
     for (const [name, schema] of [['access', accessV1], ['audit', audit], ['metric', metric]] as const) h.bigquery.createTable(h.table(name), tableSchemaFor(schema));
 
     await h.startWorker(`
@@ -110,30 +109,24 @@ routes:
   audit: { match: [audit], table: $DATASET.audit, batch: { maxRows: 100, maxDelayMs: 50 }, ${metadata} }
   metric: { match: [metric], table: $DATASET.metric, batch: { maxRows: 100, maxDelayMs: 50 }, ${metadata} }
 `);
-    // The directory registry only serves id 3 here, through a second worker with kind: directory.
-    await h.startWorker(`
-registry: { kind: directory, directory: ${dir} }
-routing: { from: attribute, key: log_type }
-routes:
-  metric: { match: [metric], table: $DATASET.metric, batch: { maxRows: 100, maxDelayMs: 50 }, ${metadata} }
-  access: { match: [access], table: $DATASET.access, ${metadata} }
-  audit: { match: [audit], table: $DATASET.audit, ${metadata} }
-`.replace(h.subscription.name, h.subscription.name));
 
     const frame = (id: number, body: Buffer): Buffer => Buffer.concat([encodeConfluentHeader(id), body]);
     const messages = [];
     for (let i = 0; i < 30; i++) {
       messages.push({ data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } });
       messages.push({ data: frame(2, encode(audit, auditRecord(i))), attributes: { log_type: 'audit' } });
+      messages.push({ data: frame(3, encode(metric, metricRecord(i))), attributes: { log_type: 'metric' } });
     }
     const published = await h.publish(messages);
-    await h.expectConservation(published, [h.table('access'), h.table('audit')]);
+    const { deadLettered } = await h.expectConservation(published, [h.table('access'), h.table('audit'), h.table('metric')]);
+    expect(deadLettered).toEqual([]);
     expect(h.bigquery.rows(h.table('access'))).toHaveLength(30);
     expect(h.bigquery.rows(h.table('audit'))).toHaveLength(30);
+    expect(h.bigquery.rows(h.table('metric'))).toHaveLength(30);
     expect(h.bigquery.rows(h.table('audit')).find((r) => r.json.actor === 'user-0')?.json).toMatchObject({ amount: '123.45', ts: '2025-11-24T16:00:00.000000Z' });
     expect(registry.requests.every((r) => r.authorization === `Basic ${Buffer.from('svc:s3cret').toString('base64')}`)).toBe(true);
     // one fetch per id despite 30 concurrent messages of each
-    expect(new Set(registry.requests.map((r) => r.path)).size).toBe(registry.requests.length);
+    expect(registry.requests.map((r) => r.path).sort()).toEqual(['/schemas/ids/1', '/schemas/ids/2', '/schemas/ids/3']);
   });
 
   it('reads Confluent ids from a directory of .avsc files', async () => {

@@ -22,7 +22,7 @@ export class Harness {
     readonly topic: Topic,
     readonly subscription: Subscription,
     readonly deadLetterTopic: Topic,
-    readonly deadLetterSubscription: Subscription,
+    public deadLetterSubscription: Subscription,
     readonly dataset: string,
   ) {}
 

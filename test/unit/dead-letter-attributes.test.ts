@@ -53,3 +53,47 @@ describe('deadLetterAttributes', () => {
     expect(attrs.tributary_route).toBeUndefined();
   });
 });
+
+describe('deadLetterAttributes of a replayed message', () => {
+  it('keeps the replay count and the first identity, and replaces the stale reason', () => {
+    // What the replay puts on an envelope: the original id and attributes, the schema reference as
+    // first delivered, the new replay count, and the source keys of the previous dead letter.
+    const envelope = trackedEnvelope(
+      Buffer.from('x'),
+      {
+        log_type: 'access',
+        googclient_schemaname: 'projects/p/schemas/logs',
+        googclient_schemarevisionid: 'r1',
+        tributary_replay_count: '2',
+        tributary_error_code: 'UNKNOWN_FIELD',
+        tributary_error_message: 'old reason',
+        tributary_source_message_id: 'first-id',
+        tributary_source_publish_time: '2026-01-01T00:00:00.000Z',
+        tributary_source_subscription: 'projects/p/subscriptions/source',
+        tributary_source_topic: 'projects/p/topics/source',
+      },
+      'dead-letter-message-id',
+    );
+    const attrs = deadLetterAttributes(envelope, new TributaryError('ROW_INVALID', 'new reason'), { route: 'access', attempts: 1, schemaKey: undefined }, 0);
+    expect(attrs).toMatchObject({
+      log_type: 'access',
+      tributary_replay_count: '2',
+      tributary_error_code: 'ROW_INVALID',
+      tributary_error_message: 'new reason',
+      tributary_source_message_id: 'first-id',
+      tributary_source_publish_time: '2026-01-01T00:00:00.000Z',
+      tributary_source_subscription: 'projects/p/subscriptions/source',
+      tributary_source_topic: 'projects/p/topics/source',
+      tributary_schema_name: 'projects/p/schemas/logs',
+      tributary_schema_revision_id: 'r1',
+    });
+    expect(Object.keys(attrs).filter((k) => k.startsWith('goog'))).toEqual([]);
+  });
+
+  it('reads a schema reference kept under tributary_schema_* keys', () => {
+    const envelope = trackedEnvelope(Buffer.from('x'), { tributary_schema_name: 'projects/p/schemas/logs', tributary_schema_revision_id: 'r2', tributary_schema_encoding: 'JSON' });
+    const attrs = deadLetterAttributes(envelope, new TributaryError('DECODE_FAILED', 'x'), { route: undefined, attempts: 1, schemaKey: undefined }, 0);
+    expect(attrs).toMatchObject({ tributary_schema_name: 'projects/p/schemas/logs', tributary_schema_revision_id: 'r2', tributary_schema_encoding: 'JSON', tributary_source_message_id: envelope.id });
+    expect(attrs.tributary_replay_count).toBeUndefined();
+  });
+});
