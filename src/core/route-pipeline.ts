@@ -61,10 +61,16 @@ const MIN_BILLED_ROW_BYTES = 1024;
 const SCHEMA_REFRESH_MIN_INTERVAL_MS = 10_000;
 /** A route with work and no successful insert for this long is reported as stalled. */
 const STALL_AFTER_MS = 120_000;
+/** The first pacing gap once a single request in flight is still throttled. */
+const MIN_PACING_MS = 20;
 /** Pacing never waits longer than this between two request starts. */
 const MAX_PACING_MS = 5_000;
-/** Each success shortens the pacing gap by this factor: about 20 successes undo one throttle. */
-const PACING_DECAY = 0.965;
+/**
+ * Additive increase of the paced request rate, in requests per second gained per second of
+ * successes: each success adds RATE_STEP / rate, and `rate` successes take about a second. Gentle,
+ * so that the rate spends most of its time below the quota rather than probing above it.
+ */
+const RATE_STEP = 0.5;
 
 /**
  * One route: its own batch, its own in-flight limit, its own retries and its own pause state, so a
@@ -79,7 +85,7 @@ export class RoutePipeline {
   private concurrency: number;
   private pacingMs = 0;
   private nextStartAt = 0;
-  private pacingTimer: NodeJS.Timeout | undefined;
+  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
   private lastProgressAt: number;
   private state: RouteStateName = 'running';
   private stateSince: number;
@@ -146,7 +152,7 @@ export class RoutePipeline {
       queuedBatches: this.ready.length,
       inFlightBatches: this.inFlight,
       concurrencyLimit: Math.floor(this.concurrency),
-      pacingMs: Math.round(this.pacingMs),
+      pacingMs: Math.round(this.pacingMs * 100) / 100,
       stalled: this.unsettledRows > 0 && this.deps.clock.now() - this.lastProgressAt > STALL_AFTER_MS,
     };
     if (this.pauseError) status.reason = { code: this.pauseError.code, message: this.pauseError.message };
@@ -203,17 +209,6 @@ export class RoutePipeline {
 
   private pump(): void {
     while ((this.state === 'running' || this.state === 'draining') && this.inFlight < Math.floor(this.concurrency) && this.ready.length > 0) {
-      if (this.pacingMs > 0) {
-        const now = this.deps.clock.now();
-        if (now < this.nextStartAt) {
-          this.pacingTimer ??= setTimeout(() => {
-            this.pacingTimer = undefined;
-            this.pump();
-          }, this.nextStartAt - now);
-          break;
-        }
-        this.nextStartAt = now + this.pacingMs;
-      }
       const batch = this.ready.shift();
       if (batch === undefined) break;
       this.inFlight++;
@@ -287,7 +282,9 @@ export class RoutePipeline {
           rows = undefined;
           break;
         }
-        await this.deps.clock.sleep(backoffDelay(this.options.retry, attempt, this.random), this.stop.signal);
+        // Once requests are paced, the pace is the backoff: waiting longer on top would leave the
+        // quota unused, and the retry takes its turn like any other request.
+        if (!(result.throttled && this.pacingMs > 0)) await this.deps.clock.sleep(backoffDelay(this.options.retry, attempt, this.random), this.stop.signal);
       }
     } catch (err) {
       if (err instanceof HeldError) {
@@ -361,7 +358,8 @@ export class RoutePipeline {
   private async attempt(
     rows: PendingRow[],
     deadLetters: Array<Promise<void>>,
-  ): Promise<{ kind: 'done' } | { kind: 'paused' } | { kind: 'retry'; rows: PendingRow[]; code: ErrorCode; backoff: boolean }> {
+  ): Promise<{ kind: 'done' } | { kind: 'paused' } | { kind: 'retry'; rows: PendingRow[]; code: ErrorCode; backoff: boolean; throttled?: boolean }> {
+    await this.paceSlot();
     const request: InsertRow[] = new Array<InsertRow>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const item = rows[i] as PendingRow;
@@ -379,9 +377,10 @@ export class RoutePipeline {
         this.pause(error);
         return { kind: 'paused' };
       }
-      if (error.code === 'BIGQUERY_RATE_LIMITED' || error.code === 'BIGQUERY_QUOTA_EXCEEDED') this.throttled();
+      const throttled = error.code === 'BIGQUERY_RATE_LIMITED' || error.code === 'BIGQUERY_QUOTA_EXCEEDED';
+      if (throttled) this.throttled(started);
       this.deps.logger.warn({ route: this.name, code: error.code, rows: rows.length, err: error.message }, 'Insert failed; will retry.');
-      return { kind: 'retry', rows, code: error.code, backoff: true };
+      return { kind: 'retry', rows, code: error.code, backoff: true, throttled };
     }
     this.deps.observer.insertRequest(this.name, (this.deps.clock.now() - started) / 1000, failures.length === 0 ? 'ok' : 'partial');
 
@@ -420,20 +419,34 @@ export class RoutePipeline {
   /**
    * Multiplicative decrease when BigQuery throttles: halve the requests in flight; once a single
    * request is still throttled, space request starts apart. Retrying at full speed into a quota is
-   * what this avoids.
+   * what this avoids. One decrease per round trip: requests sent before the last decrease were
+   * sent at the old rate, and their rejections must not cut the rate again.
    */
-  private throttled(): void {
+  private throttled(requestStartedAt: number): void {
+    if (requestStartedAt < this.lastDecreaseAt) return;
+    this.lastDecreaseAt = this.deps.clock.now();
     if (this.concurrency > 1) {
       this.concurrency = Math.max(1, this.concurrency / 2);
     } else {
-      this.pacingMs = Math.min(MAX_PACING_MS, Math.max(20, this.pacingMs * 2));
+      this.pacingMs = Math.min(MAX_PACING_MS, Math.max(MIN_PACING_MS, this.pacingMs * 2));
     }
   }
 
-  /** Additive increase: one more request in flight per "window" of successes, pacing first. */
+  /** Waits for this request's turn when requests are paced; every attempt takes one. */
+  private async paceSlot(): Promise<void> {
+    if (this.pacingMs <= 0) return;
+    const now = this.deps.clock.now();
+    const at = Math.max(now, this.nextStartAt);
+    this.nextStartAt = at + this.pacingMs;
+    if (at > now) await this.deps.clock.sleep(at - now, this.stop.signal);
+  }
+
+  /** Additive increase: the paced rate first, then one more request in flight per window of successes. */
   private succeeded(): void {
     if (this.pacingMs > 0) {
-      this.pacingMs = this.pacingMs < 1 ? 0 : this.pacingMs * PACING_DECAY;
+      const rate = 1000 / this.pacingMs;
+      const gap = 1000 / (rate + RATE_STEP / rate);
+      this.pacingMs = gap < MIN_PACING_MS ? 0 : gap;
       return;
     }
     const max = this.options.maxInFlightBatches;
@@ -476,8 +489,6 @@ export class RoutePipeline {
   }
 
   private clearProbe(): void {
-    if (this.pacingTimer !== undefined) clearTimeout(this.pacingTimer);
-    this.pacingTimer = undefined;
     if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
   }

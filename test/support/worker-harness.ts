@@ -80,19 +80,20 @@ ${body.replaceAll('$DATASET', this.dataset)}
    * Waits until every published id is inserted or dead-lettered, then checks conservation:
    * nothing lost, nothing both inserted and dead-lettered, no row inserted twice.
    */
-  async expectConservation(published: string[], tables: TableRef[], timeoutMs = 30_000): Promise<{ inserted: string[]; deadLettered: PulledMessage[] }> {
+  /** `insertedElsewhere`: ids inserted into a table that is gone since (a deleted table's rows). */
+  async expectConservation(published: string[], tables: TableRef[], timeoutMs = 30_000, insertedElsewhere: string[] = []): Promise<{ inserted: string[]; deadLettered: PulledMessage[] }> {
     const deadline = Date.now() + timeoutMs;
     const wanted = new Set(published);
     for (;;) {
       await this.pullDeadLetters(100);
-      const done = new Set([...this.insertedIds(tables), ...this.deadLetters.map((m) => m.attributes.tributary_source_message_id ?? '')]);
+      const done = new Set([...this.insertedIds(tables), ...insertedElsewhere, ...this.deadLetters.map((m) => m.attributes.tributary_source_message_id ?? '')]);
       const missing = [...wanted].filter((id) => !done.has(id));
       if (missing.length === 0) break;
       if (Date.now() > deadline) {
         throw new Error(`conservation: ${missing.length} of ${published.length} messages neither inserted nor dead-lettered (e.g. ${missing.slice(0, 3).join(', ')})`);
       }
     }
-    const inserted = this.insertedIds(tables);
+    const inserted = [...this.insertedIds(tables), ...insertedElsewhere];
     const deadIds = this.deadLetters.map((m) => m.attributes.tributary_source_message_id ?? '');
     const both = inserted.filter((id) => deadIds.includes(id));
     if (both.length > 0) throw new Error(`conservation: ${both.length} messages both inserted and dead-lettered`);

@@ -1,0 +1,163 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
+import { FAULT_SCALE, FaultRig, report, until } from '../support/fault-rig.js';
+import { accessV1, audit, tableSchemaFor } from '../support/log-schemas.js';
+
+/** Faults of what the worker depends on: BigQuery, the dead-letter topic, the registry. */
+describe('fault injection: dependencies', () => {
+  let rig: FaultRig;
+  let registry: ConfluentRegistryServer | undefined;
+
+  beforeEach(async () => {
+    rig = await FaultRig.create();
+  });
+
+  afterEach(async () => {
+    await rig.close();
+    await registry?.close();
+    registry = undefined;
+  });
+
+  it('BigQuery outage: 503 backendError for a window → no dead-letters, same insertIds, bounded retries, drains after', async () => {
+    const bq = rig.h.bigquery;
+    const worker = await rig.spawnWorker(await rig.writeConfig());
+    const outageMs = 3000 * FAULT_SCALE;
+    bq.setOutage({ status: 503, reason: 'backendError' });
+    const published = await rig.publishSteady(1500, outageMs);
+    bq.setOutage(null);
+    const failed = bq.requests.filter((r) => r.status === 503);
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    const retries = await worker.metric('tributary_retries_total', { code: 'BIGQUERY_UNAVAILABLE' });
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(published);
+    report('bigquery-outage', c, { outageMs, failedRequests: failed.length, retries });
+    expect(c.deadLettered).toBe(0);
+    expect(c.lost).toEqual([]);
+    expect(failed.length).toBeGreaterThan(0);
+    // backoff, not a hot loop: 2 routes × 2 in flight, first retry ≤ 20 ms, capped at 200 ms
+    expect(failed.length).toBeLessThan((outageMs / 1000) * 100);
+    // a row that failed was later stored under the same insertId
+    const stored = new Set(rig.insertedIds());
+    const failedIds = failed.flatMap((r) => r.insertIds);
+    expect(failedIds.every((id) => id !== undefined && stored.has(id))).toBe(true);
+  });
+
+  it('quota wall: a throttle above a fixed rate → concurrency adapts, throttled share small, goodput near the allowed rate', async () => {
+    const bq = rig.h.bigquery;
+    const allowedRequestsPerSecond = 8;
+    bq.throttle({ requestsPerSecond: allowedRequestsPerSecond });
+    // a backlog first, so the worker is never short of rows to send: 120 requests of 50 rows
+    const published = await rig.publish(6000);
+    const worker = await rig.spawnWorker(await rig.writeConfig('', { maxRows: 50 }));
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 90_000);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const inserts = bq.requests.filter((r) => r.status === 200);
+    const throttled = bq.requests.filter((r) => r.throttled).length;
+    const first = Math.min(...inserts.map((r) => r.timestamp));
+    const last = Math.max(...inserts.map((r) => r.timestamp));
+    const goodput = (inserts.length - 1) / ((last - first) / 1000);
+    const c = await rig.account(published);
+    const share = throttled / bq.requests.length;
+    report('quota-wall', c, { allowedRequestsPerSecond, goodputRequestsPerSecond: goodput.toFixed(2), throttled, throttledShare: share.toFixed(3) });
+    expect(c.deadLettered).toBe(0);
+    expect(c.lost).toEqual([]);
+    expect(share).toBeLessThan(0.2);
+    expect(goodput).toBeGreaterThan(allowedRequestsPerSecond * 0.6);
+  }, 120_000);
+
+  it('broken destination: one table deleted mid-run → that route pauses and probes, the other keeps flowing, it resumes by itself', async () => {
+    const bq = rig.h.bigquery;
+    const worker = await rig.spawnWorker(await rig.writeConfig());
+    const before = await rig.publish(300);
+    await rig.h.expectConservation(before, [rig.access, rig.audit], 30_000);
+    const goneWithTheTable = rig.h.insertedIds([rig.access]);
+    bq.deleteTable(rig.access);
+    const pausedAt = Date.now();
+    const during = await rig.publishSteady(900, 2500);
+    const state = await worker.ready();
+    const access = state.body.routes?.find((r) => r.route === 'access');
+    const auditState = state.body.routes?.find((r) => r.route === 'audit');
+    const auditRowsDuring = bq.rows(rig.audit).length;
+    const probes = bq.httpLog.filter((e) => e.method === 'GET' && e.path.endsWith('/tables/access') && e.timestamp >= pausedAt).length;
+    const pausedFor = Date.now() - pausedAt;
+    bq.createTable(rig.access, tableSchemaFor(accessV1));
+    // The access rows inserted before went with the deleted table; they were counted above.
+    await rig.h.expectConservation([...before, ...during], [rig.access, rig.audit], 60_000, goneWithTheTable);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(during);
+    report('broken-destination', c, { pausedForMs: pausedFor, probes });
+    expect(access).toMatchObject({ state: 'paused', reason: { code: 'TABLE_NOT_FOUND' } });
+    expect(auditState).toMatchObject({ state: 'running' });
+    expect(auditRowsDuring).toBeGreaterThan(100 + 250);
+    expect(c.deadLettered).toBe(0);
+    expect(c.lost).toEqual([]);
+    // probes back off to probeIntervalMs (200 ms here): at most one per period
+    expect(probes).toBeLessThanOrEqual(Math.ceil(pausedFor / 100) + 2);
+  });
+
+  it('dead-letter topic deleted → no poison message is acked; they are dead-lettered once the topic is back', async () => {
+    const worker = await rig.spawnWorker(await rig.writeConfig());
+    await rig.h.deadLetterTopic.delete();
+    const published = await rig.publish(300, 10);
+    const poison = published.filter((_, k) => k % 10 === 9);
+    await rig.h.expectConservation(
+      published.filter((id) => !poison.includes(id)),
+      [rig.access, rig.audit],
+      30_000,
+    );
+    // Each poison message is nacked after its publish retries run out, then redelivered.
+    const nackedForDeadLetter = (): Promise<number> => worker.metric('tributary_messages_settled_total', { outcome: 'nacked', code: 'DEAD_LETTER_FAILED' });
+    await until('a dead-letter publish to fail and its message to be nacked', async () => (await nackedForDeadLetter()) >= poison.length, 30_000);
+    const failures = await nackedForDeadLetter();
+    await rig.h.pullDeadLetters(100).catch(() => undefined);
+    expect(rig.deadLetterIds()).toEqual([]);
+    await rig.recreateDeadLetterTopic();
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(published);
+    report('dead-letter-topic-deleted', c, { nackedWhileDeleted: failures });
+    expect(failures).toBeGreaterThan(0);
+    expect(c.deadLettered).toBe(poison.length);
+    expect(c.lost).toEqual([]);
+  });
+
+  it('registry outage for a window → retried, nothing dead-lettered, resumes', async () => {
+    registry = await startConfluentRegistryServer();
+    registry.register(1, accessV1);
+    registry.register(2, audit);
+    registry.failNext(1_000_000, 503);
+    const worker = await rig.spawnWorker(await rig.writeConfig('', { registry: `{ kind: confluent, confluent: { url: ${registry.url}, timeoutMs: 1000 } }` }));
+    const published = await rig.publishSteady(600, 2000 * FAULT_SCALE);
+    const failedFetches = registry.requests.length;
+    registry.reset();
+    registry.register(1, accessV1);
+    registry.register(2, audit);
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(published);
+    report('registry-outage', c, { failedFetches });
+    expect(failedFetches).toBeGreaterThan(0);
+    expect(c.deadLettered).toBe(0);
+    expect(c.lost).toEqual([]);
+  });
+
+  it('slow sink: inserts slower than the ack deadline → leases are extended, duplicates ≤ 1 %', async () => {
+    const subscription = await rig.shortDeadlineSubscription();
+    rig.h.bigquery.setLatency(12_000);
+    const published = await rig.publish(600);
+    const worker = await rig.spawnWorker(await rig.writeConfig('', { subscription }));
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 90_000);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(published, subscription);
+    report('slow-sink', c, { insertLatencyMs: 12_000, ackDeadlineSeconds: 10 });
+    expect(c.lost).toEqual([]);
+    expect(c.inserted).toBe(c.published);
+    expect(c.duplicates / c.published).toBeLessThanOrEqual(0.01);
+  }, 120_000);
+});

@@ -1,0 +1,257 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Topic } from '@google-cloud/pubsub';
+import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
+import type { TableRef } from '../../src/core/table-schema.js';
+import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from './log-schemas.js';
+import { createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
+import { Harness } from './worker-harness.js';
+
+const BIN = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
+
+/** Scales the fault suite: 1 in CI, more for a longer run (`TRIBUTARY_FAULT_SCALE=10`). */
+export const FAULT_SCALE = Math.max(1, Number(process.env.TRIBUTARY_FAULT_SCALE ?? '1'));
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  port: number;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  lines: Array<Record<string, unknown>>;
+  stderr: string[];
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  ready(): Promise<{ status: number; body: { routes?: Array<Record<string, unknown>> } }>;
+}
+
+export interface Conservation {
+  published: number;
+  inserted: number;
+  deadLettered: number;
+  remaining: number;
+  lost: string[];
+  both: string[];
+  /** Rows BigQuery received more than once (deduplicated by insertId or stored twice). */
+  duplicates: number;
+}
+
+/**
+ * The real worker as a child process (the built CLI), the real emulator and the BigQuery test
+ * server, a Confluent-framed stream of two log types, and conservation accounting.
+ */
+export class FaultRig {
+  readonly access: TableRef;
+  readonly audit: TableRef;
+  readonly workers: WorkerProcess[] = [];
+  private seq = 0;
+  /** Messages generated so far: poison ones are picked by this count, across publish calls. */
+  private generated = 0;
+
+  private constructor(
+    readonly h: Harness,
+    readonly dir: string,
+  ) {
+    this.access = h.table('access');
+    this.audit = h.table('audit');
+  }
+
+  static async create(): Promise<FaultRig> {
+    const h = await Harness.create();
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-fault-'));
+    await writeFile(join(dir, '1.avsc'), JSON.stringify(accessV1));
+    await writeFile(join(dir, '2.avsc'), JSON.stringify(audit));
+    const rig = new FaultRig(h, dir);
+    h.bigquery.createTable(rig.access, tableSchemaFor(accessV1));
+    h.bigquery.createTable(rig.audit, tableSchemaFor(audit));
+    return rig;
+  }
+
+  /** A second subscription on the source topic with the shortest ack deadline, for kill tests. */
+  async shortDeadlineSubscription(): Promise<string> {
+    const [sub] = await this.h.topic.createSubscription(uniqueName('fast-sub'), { ackDeadlineSeconds: 10 });
+    return sub.name;
+  }
+
+  async writeConfig(extra = '', overrides: { subscription?: string; registry?: string; maxRows?: number } = {}): Promise<string> {
+    const maxRows = overrides.maxRows ?? 200;
+    const path = join(this.dir, `tributary-${++this.seq}.yaml`);
+    let yaml = this.h.configYaml(`
+registry: ${overrides.registry ?? `{ kind: directory, directory: ${this.dir} }`}
+log: { level: info }
+routes:
+  access: { match: [access], table: $DATASET.access, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2, metadata: { messageId: _message_id, publishTime: _publish_time } }
+  audit: { match: [audit], table: $DATASET.audit, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2, metadata: { messageId: _message_id, publishTime: _publish_time } }
+${extra}`);
+    if (overrides.subscription) yaml = yaml.replace(`subscription: ${this.h.subscription.name}`, `subscription: ${overrides.subscription}`);
+    await writeFile(path, yaml);
+    return path;
+  }
+
+  async spawnWorker(configPath: string): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const lines: Array<Record<string, unknown>> = [];
+    const stderr: string[] = [];
+    const exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, at: Date.now() }));
+    createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+    const started = new Promise<number>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (text) => {
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          line = { raw: text };
+        }
+        lines.push(line);
+        if (line.message === 'tributary started.') resolve(Number(line.port));
+      });
+      void exit.then(({ code }) => reject(new Error(`worker exited (${code}) before starting: ${stderr.join('\n')}`)));
+    });
+    const port = await started;
+    const base = `http://127.0.0.1:${port}`;
+    const worker: WorkerProcess = {
+      child,
+      port,
+      exit,
+      lines,
+      stderr,
+      async metric(name, labels = {}) {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        let total = 0;
+        for (const line of text.split('\n')) {
+          if (!line.startsWith(name)) continue;
+          const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+          if (!m || m[1] !== name) continue;
+          const labelText = m[2] ?? '';
+          if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) total += Number(m[3]);
+        }
+        return total;
+      },
+      async ready() {
+        const res = await fetch(`${base}/readyz`);
+        return { status: res.status, body: (await res.json()) as { routes?: Array<Record<string, unknown>> } };
+      },
+    };
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** Confluent-framed access and audit messages, one in `poisonEvery` undecodable. */
+  messages(n: number, poisonEvery = 0): Array<{ data: Buffer; attributes: Record<string, string> }> {
+    return Array.from({ length: n }, (_, k) => {
+      const i = this.seq * 1_000_000 + k + Math.floor(Math.random() * 1000) * 1000;
+      const g = this.generated++;
+      if (poisonEvery > 0 && g % poisonEvery === poisonEvery - 1) return { data: Buffer.from([0, 0, 0, 0, 1, 0xff, 0xff]), attributes: { log_type: 'access' } };
+      return k % 3 === 2
+        ? { data: Buffer.concat([encodeConfluentHeader(2), encode(audit, auditRecord(i))]), attributes: { log_type: 'audit' } }
+        : { data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } };
+    });
+  }
+
+  async publish(n: number, poisonEvery = 0, topic: Topic = this.h.topic): Promise<string[]> {
+    const ids: string[] = [];
+    const all = this.messages(n, poisonEvery);
+    for (let i = 0; i < all.length; i += 500) ids.push(...(await this.h.publish(all.slice(i, i + 500), topic)));
+    return ids;
+  }
+
+  /** Publishes `total` messages in chunks spread over `durationMs` (a steady load). */
+  async publishSteady(total: number, durationMs: number, poisonEvery = 0): Promise<string[]> {
+    const chunks = Math.max(1, Math.round(durationMs / 100));
+    const per = Math.ceil(total / chunks);
+    const ids: string[] = [];
+    const started = Date.now();
+    for (let c = 0; c < chunks && ids.length < total; c++) {
+      ids.push(...(await this.publish(Math.min(per, total - ids.length), poisonEvery)));
+      const due = started + ((c + 1) * durationMs) / chunks;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait)); // pacing of the load generator
+    }
+    return ids;
+  }
+
+  insertedIds(): string[] {
+    return this.h.insertedIds([this.access, this.audit]);
+  }
+
+  /** Rows BigQuery saw more than once: deduplicated by insertId, or stored twice. */
+  duplicates(): number {
+    const inserted = this.insertedIds();
+    const storedTwice = inserted.length - new Set(inserted).size;
+    return storedTwice + this.h.bigquery.requests.reduce((n, r) => n + r.duplicateRowCount, 0);
+  }
+
+  /**
+   * Runs a clean worker until every published id is inserted or dead-lettered (or `timeoutMs`),
+   * stops it, and accounts for every message: inserted, dead-lettered, still in the subscription.
+   */
+  async settle(published: string[], options: { timeoutMs?: number; subscription?: string; expectAll?: boolean } = {}): Promise<Conservation> {
+    const config = await this.writeConfig('', options.subscription ? { subscription: options.subscription } : {});
+    const worker = await this.spawnWorker(config);
+    const wanted = new Set(published);
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    for (;;) {
+      await this.h.pullDeadLetters(200);
+      const done = new Set([...this.insertedIds(), ...this.deadLetterIds()]);
+      if ([...wanted].every((id) => done.has(id)) || Date.now() > deadline) break;
+    }
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    return this.account(published, options.subscription);
+  }
+
+  deadLetterIds(): string[] {
+    return this.h.deadLetters.map((m: PulledMessage) => m.attributes.tributary_source_message_id ?? '');
+  }
+
+  async account(published: string[], subscription?: string): Promise<Conservation> {
+    await this.h.pullDeadLetters(300);
+    const sub = subscription ? this.h.pubsub.subscription(subscription) : this.h.subscription;
+    const remaining = (await pullAll(sub, { timeoutMs: 500, settle: 'leave' })).map((m) => m.messageId);
+    const inserted = this.insertedIds();
+    const dead = this.deadLetterIds();
+    const accounted = new Set([...inserted, ...dead, ...remaining]);
+    const deadSet = new Set(dead);
+    const ofThese = new Set(published);
+    const count = (ids: string[]): number => new Set(ids.filter((id) => ofThese.has(id))).size;
+    return {
+      published: published.length,
+      inserted: count(inserted),
+      deadLettered: count(dead),
+      remaining: count(remaining),
+      lost: published.filter((id) => !accounted.has(id)),
+      both: [...new Set(inserted)].filter((id) => deadSet.has(id)),
+      duplicates: this.duplicates(),
+    };
+  }
+
+  /** A fresh dead-letter topic and subscription (after the old topic was deleted). */
+  async recreateDeadLetterTopic(): Promise<void> {
+    const name = this.h.deadLetterTopic.name.split('/').pop() as string;
+    const { subscription } = await createTopicAndSubscription(this.h.pubsub, { topicName: name });
+    this.h.deadLetterSubscription = subscription;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await Promise.all(this.workers.map((w) => w.exit));
+    await this.h.close();
+  }
+}
+
+/** Polls an observable condition (a metric, a count) until it holds; fails with `what` after the deadline. */
+export async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One line per scenario, collected into the README's Guarantees section. */
+export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
+  const fields = { published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...extra };
+  process.stdout.write(`FAULT ${scenario} ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+}
