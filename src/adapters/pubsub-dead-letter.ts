@@ -1,6 +1,6 @@
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { TributaryError } from '../errors.js';
-import { deadLetterAttributes } from '../core/dead-letter-attributes.js';
+import { deadLetterMessage } from '../core/dead-letter-attributes.js';
 import type { DeadLetterContext, DeadLetterPublisher, Envelope } from '../core/ports.js';
 
 /** Publishes the original bytes with the reason; the promise resolves once Pub/Sub confirmed. */
@@ -12,7 +12,7 @@ export class PubSubDeadLetterPublisher implements DeadLetterPublisher {
   }
 
   async publish(envelope: Envelope, error: TributaryError, context: DeadLetterContext): Promise<void> {
-    await this.topic.publishMessage({ data: envelope.data, attributes: deadLetterAttributes(envelope, error, context, Date.now()) });
+    await this.topic.publishMessage(deadLetterMessage(envelope, error, context, Date.now()));
   }
 
   async exists(): Promise<boolean> {

@@ -71,12 +71,76 @@ export function deadLetterAttributes(envelope: Envelope, error: TributaryError, 
   if (context.schemaKey?.startsWith('confluent:')) ours[TRIBUTARY_SCHEMA_ATTRIBUTES.confluentId] = context.schemaKey.slice('confluent:'.length);
 
   const result: Record<string, string> = {};
-  let count = Object.keys(ours).length;
   for (const [key, value] of Object.entries(attrs)) {
     if (key.startsWith('goog') || key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX)) continue;
-    if (count >= MAX_ATTRIBUTES) break;
     result[key] = value;
-    count++;
   }
   return Object.assign(result, ours);
+}
+
+/**
+ * Set on a dead letter whose original attributes travel inside its data (see `deadLetterMessage`).
+ * Its value is the wrapping format's version.
+ */
+export const WRAPPED_ATTRIBUTE = 'tributary_wrapped';
+const WRAP_MAGIC = Buffer.from('TRIBUTARY-DL\n', 'latin1');
+/** Pub/Sub's limit on a publish request (10 MB); the attributes count towards it. */
+export const MAX_MESSAGE_BYTES = 10_000_000;
+
+export interface OutgoingMessage {
+  data: Buffer;
+  attributes: Record<string, string>;
+}
+
+function attributeBytes(attributes: Record<string, string>): number {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(attributes)) bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  return bytes;
+}
+
+/**
+ * The dead-letter message for an envelope: the original bytes with the original attributes plus
+ * ours, within Pub/Sub's limits and without dropping anything of the original.
+ * - Over the request size (an original within a kilobyte of 10 MB): our error message is
+ *   shortened first; it is the only value of ours that is long.
+ * - Over 100 attributes: the original attributes move into the data, after a header, and
+ *   `tributary_wrapped` says so; `unwrapDeadLetter` gives back the exact original message.
+ * An original so close to the limit that even our short keys do not fit fails to publish and is
+ * nacked, counted as DEAD_LETTER_FAILED: loud, and still in its subscription.
+ */
+export function deadLetterMessage(envelope: Envelope, error: TributaryError, context: DeadLetterContext, failedAtMs: number): OutgoingMessage {
+  const attributes = deadLetterAttributes(envelope, error, context, failedAtMs);
+  const over = envelope.data.length + attributeBytes(attributes) - MAX_MESSAGE_BYTES;
+  if (over > 0) {
+    const message = attributes.tributary_error_message ?? '';
+    attributes.tributary_error_message = truncateUtf8(message, Math.max(0, Buffer.byteLength(message) - over));
+  }
+  if (Object.keys(attributes).length <= MAX_ATTRIBUTES) return { data: envelope.data, attributes };
+  const original: Record<string, string> = {};
+  const ours: Record<string, string> = {};
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX)) ours[key] = value;
+    else original[key] = value;
+  }
+  ours[WRAPPED_ATTRIBUTE] = '1';
+  const header = Buffer.from(JSON.stringify(original), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(header.length);
+  return { data: Buffer.concat([WRAP_MAGIC, length, header, envelope.data]), attributes: ours };
+}
+
+/** The original data and attributes of a dead letter, wrapped or not (tributary_* keys removed). */
+export function unwrapDeadLetter(data: Buffer, attributes: Readonly<Record<string, string>>): OutgoingMessage {
+  const own: Record<string, string> = {};
+  for (const [key, value] of Object.entries(attributes)) if (!key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && !key.startsWith('goog')) own[key] = value;
+  if (attributes[WRAPPED_ATTRIBUTE] === undefined) return { data, attributes: own };
+  const start = WRAP_MAGIC.length + 4;
+  if (data.length < start || !data.subarray(0, WRAP_MAGIC.length).equals(WRAP_MAGIC)) throw new Error('a wrapped dead letter does not start with its header');
+  const length = data.readUInt32BE(WRAP_MAGIC.length);
+  if (start + length > data.length) throw new Error('a wrapped dead letter is truncated');
+  const parsed: unknown = JSON.parse(data.toString('utf8', start, start + length));
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('a wrapped dead letter has no attribute map');
+  const restored: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) if (typeof value === 'string') restored[key] = value;
+  return { data: data.subarray(start + length), attributes: { ...restored, ...own } };
 }

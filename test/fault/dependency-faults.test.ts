@@ -67,6 +67,29 @@ describe('fault injection: dependencies', () => {
     expect(goodput).toBeGreaterThan(allowedRequestsPerSecond * 0.6);
   }, 120_000);
 
+  it('poison row in a batch of 500 → that row alone dead-lettered on the first attempt; the rest land with the same insertIds', async () => {
+    const bq = rig.h.bigquery;
+    const published = await rig.publish(750);
+    const accessIds = published.filter((_, k) => k % 3 !== 2);
+    const poisonId = accessIds[137];
+    // BigQuery alone can judge this row (pre-validation passes it): the test server calls it invalid.
+    bq.rejectRow((row) => (row.insertId === poisonId ? { location: 'path', message: 'Invalid value' } : null));
+    const worker = await rig.spawnWorker(await rig.writeConfig('', { maxRows: 500 }));
+    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    worker.child.kill('SIGTERM');
+    await worker.exit;
+    const c = await rig.account(published);
+    report('poison-row', c, { batchRows: 500 });
+    expect(c.deadLettered).toBe(1);
+    expect(rig.h.deadLetters[0]?.attributes).toMatchObject({ tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_attempts: '1', tributary_source_message_id: poisonId });
+    expect(c.lost).toEqual([]);
+    // The request that carried the poison row is resent without it, with the same insertIds.
+    const first = bq.requests.find((r) => r.insertIds.includes(poisonId));
+    const resent = bq.requests.filter((r) => r !== first && r.insertIds.some((id) => first?.insertIds.includes(id)));
+    expect(first?.insertIds.length).toBeGreaterThan(1);
+    expect(resent.flatMap((r) => r.insertIds).sort()).toEqual(first?.insertIds.filter((id) => id !== poisonId).sort());
+  });
+
   it('broken destination: one table deleted mid-run → that route pauses and probes, the other keeps flowing, it resumes by itself', async () => {
     const bq = rig.h.bigquery;
     const worker = await rig.spawnWorker(await rig.writeConfig());

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadLetterAttributes, truncateUtf8 } from '../../src/core/dead-letter-attributes.js';
+import { deadLetterAttributes, deadLetterMessage, MAX_MESSAGE_BYTES, truncateUtf8, unwrapDeadLetter } from '../../src/core/dead-letter-attributes.js';
 import { TributaryError } from '../../src/errors.js';
 import { trackedEnvelope } from '../support/fake-envelopes.js';
 
@@ -45,12 +45,53 @@ describe('deadLetterAttributes', () => {
     for (const value of Object.values(attrs)) expect(Buffer.byteLength(value)).toBeLessThanOrEqual(1024);
   });
 
-  it('records a Confluent id and never exceeds 100 attributes', () => {
-    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`a${i}`, 'v']));
-    const attrs = deadLetterAttributes(trackedEnvelope(Buffer.alloc(5), many), new TributaryError('UNROUTED', 'x'), { route: undefined, attempts: 1, schemaKey: 'confluent:42' }, 0);
+  it('records a Confluent id', () => {
+    const attrs = deadLetterAttributes(trackedEnvelope(Buffer.alloc(5), { a: 'v' }), new TributaryError('UNROUTED', 'x'), { route: undefined, attempts: 1, schemaKey: 'confluent:42' }, 0);
     expect(attrs.tributary_schema_confluent_id).toBe('42');
-    expect(Object.keys(attrs).length).toBeLessThanOrEqual(100);
     expect(attrs.tributary_route).toBeUndefined();
+  });
+});
+
+describe('deadLetterMessage at the edges of Pub/Sub limits', () => {
+  const error = new TributaryError('DECODE_FAILED', `bad payload ${'x'.repeat(3000)}`);
+  const context = { route: 'access', attempts: 1, schemaKey: 'confluent:7' };
+
+  it('is the original bytes and attributes plus ours when they fit', () => {
+    const envelope = trackedEnvelope(Buffer.from('payload'), { log_type: 'access' });
+    const message = deadLetterMessage(envelope, error, context, 0);
+    expect(message.data).toBe(envelope.data);
+    expect(message.attributes.tributary_wrapped).toBeUndefined();
+    expect(unwrapDeadLetter(message.data, message.attributes)).toEqual({ data: envelope.data, attributes: { log_type: 'access' } });
+  });
+
+  it('an original with 100 attributes of 1024-byte values: wrapped, within limits, nothing lost', () => {
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`key_${i}`, `${i}`.padEnd(1024, 'é').slice(0, 600)]));
+    const envelope = trackedEnvelope(Buffer.from([0, 0, 0, 0, 7, 1, 2, 3]), many);
+    const message = deadLetterMessage(envelope, error, context, 0);
+    expect(Object.keys(message.attributes).length).toBeLessThanOrEqual(100);
+    for (const value of Object.values(message.attributes)) expect(Buffer.byteLength(value)).toBeLessThanOrEqual(1024);
+    expect(message.attributes).toMatchObject({ tributary_wrapped: '1', tributary_error_code: 'DECODE_FAILED', tributary_route: 'access' });
+    const original = unwrapDeadLetter(message.data, message.attributes);
+    expect(original.data.equals(envelope.data)).toBe(true);
+    expect(original.attributes).toEqual(many);
+  });
+
+  it('an original near 10 MB: our error message gives way, the original stays whole', () => {
+    const attributes = { log_type: 'access' };
+    const data = Buffer.alloc(MAX_MESSAGE_BYTES - 600, 1);
+    const message = deadLetterMessage(trackedEnvelope(data, attributes), error, context, 0);
+    const size = message.data.length + Object.entries(message.attributes).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+    expect(size).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+    expect(message.data).toBe(data);
+    expect(message.attributes.tributary_error_code).toBe('DECODE_FAILED');
+    expect(message.attributes.log_type).toBe('access');
+  });
+
+  it('rejects a wrapped dead letter whose header is damaged instead of guessing', () => {
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v']));
+    const message = deadLetterMessage(trackedEnvelope(Buffer.from('x'), many), error, context, 0);
+    expect(() => unwrapDeadLetter(message.data.subarray(0, 20), message.attributes)).toThrow(/truncated|header/);
+    expect(() => unwrapDeadLetter(Buffer.from('plain'), message.attributes)).toThrow(/header/);
   });
 });
 
