@@ -30,8 +30,8 @@ describe('fault injection: the worker process', () => {
       await worker.exit;
       published.push(...(await load));
     }
-    // What a killed worker held comes back when its lease runs out; on the emulator that took up
-    // over three minutes after twenty kills: the emulator keeps offering them to the dead streams.
+    // What a killed worker held comes back when the emulator gives up on its lease: after twenty
+    // kills that took up to 3.6 minutes here, growing with the number of killed workers.
     const settling = Date.now();
     const c = await rig.settle(published, { subscription, timeoutMs: 330_000 });
     report('hard-kill', c, { kills, settleMs: Date.now() - settling });
