@@ -3,6 +3,8 @@ import type { TributaryError } from '../errors.js';
 import { deadLetterMessage } from '../core/dead-letter-attributes.js';
 import type { DeadLetterContext, DeadLetterPublisher, Envelope } from '../core/ports.js';
 
+const PUBLISH_TIMEOUT_MS = 60_000;
+
 /** Publishes the original bytes with the reason; the promise resolves once Pub/Sub confirmed. */
 export class PubSubDeadLetterPublisher implements DeadLetterPublisher {
   private readonly topic: Topic;
@@ -11,8 +13,23 @@ export class PubSubDeadLetterPublisher implements DeadLetterPublisher {
     this.topic = pubsub.topic(topicPath, { batching: { maxMessages: 100, maxMilliseconds: 20 } });
   }
 
+  /**
+   * The client retries a publish for up to 10 minutes by itself; the settler owns retries, so one
+   * attempt is cut at PUBLISH_TIMEOUT_MS to keep a message's worst-case settle time bounded. A
+   * publish that lands after the cut leaves a duplicate dead letter, never a lost one.
+   */
   async publish(envelope: Envelope, error: TributaryError, context: DeadLetterContext): Promise<void> {
-    await this.topic.publishMessage(deadLetterMessage(envelope, error, context, Date.now()));
+    const publishing = this.topic.publishMessage(deadLetterMessage(envelope, error, context, Date.now()));
+    publishing.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`dead-letter publish not confirmed within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([publishing, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async exists(): Promise<boolean> {
