@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
@@ -27,6 +28,11 @@ export interface Worker {
 }
 
 export class StartupError extends Error {}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
   const reg = config.registry;
@@ -86,6 +92,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
   });
+  metrics.watchSchemaCache(() => schemas.size);
   const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
   for (const route of config.routes) {
     const pipeline = new RoutePipeline(
@@ -119,7 +126,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
 export async function startWorker(config: Config, deps: WorkerDeps): Promise<Worker> {
   const { logger } = deps;
   const pubsub = new PubSub({ projectId: config.projectId });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ version: packageVersion() });
   const sink = deps.sink ?? (await createSink(config));
   const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
   await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
@@ -136,6 +143,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
         logger,
       ),
   );
+  for (const source of sources) metrics.watchInFlight(() => source.inFlightSnapshot());
   let draining = false;
   const server: Server = await startHttpServer(config.server, metrics.registry, {
     ready: () => {

@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { StartupError, startWorker } from './app.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './ops/logger.js';
+import { LogProgress, TerminalProgress, type ProgressReporter } from './replay/progress-reporter.js';
+import { buildReplayOptions, ReplayUsageError, REPLAY_ARG_OPTIONS, type ReplayOptions } from './replay/replay-options.js';
+import { runReplay } from './replay/replay-runner.js';
+import { exitCodeOf, formatSummary, type ReplayStats } from './replay/replay-stats.js';
 
 /** sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help. */
 export const EXIT_CONFIG = 78;
@@ -14,11 +19,24 @@ const USAGE = `Usage: tributary <command> [options]
 Commands:
   run       --config FILE   run the worker (Pub/Sub -> Avro -> BigQuery)
   validate  --config FILE   check the configuration; every problem at once, exit 78 if any
+  replay    SUBSCRIPTION --config FILE [replay options]
+            take dead letters back through the pipeline (same as --replay-dlq SUBSCRIPTION)
 
 Options:
   -c, --config FILE   YAML config (or TRIBUTARY_CONFIG); every value can also come from TRIBUTARY_* variables
   -v, --version       print the version
   -h, --help          this help
+
+Replay options (tributary --config FILE --replay-dlq SUBSCRIPTION ...):
+  --replay-dlq SUB      the dead-letter subscription to read
+  --to-topic TOPIC      republish the original bytes and attributes to TOPIC instead of inserting
+  --dry-run             count and summarise by route and error code; change nothing
+  --max N               take at most N messages
+  --rate N/s            take at most N messages per second (also N/m)
+  --filter K=V,...      code=ROW_INVALID|UNKNOWN_FIELD, route=access (repeatable; keys must all match)
+  --since T, --until T  failure time window: ISO 8601 time or a duration ago (90m, 6h, 7d)
+  --max-replays N       leave messages already replayed N times (default 3)
+  --idle-timeout D      stop when nothing arrived for D and nothing is in flight (default 10s)
 `;
 
 function version(): string {
@@ -53,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
+        ...REPLAY_ARG_OPTIONS,
       },
     });
   } catch (err) {
@@ -64,14 +83,24 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const command = positionals[0] ?? (values.config ? 'run' : undefined);
+  const command = values['replay-dlq'] !== undefined && positionals[0] === undefined ? 'replay' : (positionals[0] ?? (values.config ? 'run' : undefined));
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(USAGE);
     return values.help || command === 'help' ? 0 : 64;
   }
-  if (command !== 'run' && command !== 'validate') {
+  if (command !== 'run' && command !== 'validate' && command !== 'replay') {
     process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
     return 64;
+  }
+  let replayOptions: ReplayOptions | undefined;
+  if (command === 'replay') {
+    try {
+      replayOptions = buildReplayOptions(values, positionals.slice(1), Date.now());
+    } catch (err) {
+      if (!(err instanceof ReplayUsageError)) throw err;
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 64;
+    }
   }
   const configPath = values.config ?? process.env.TRIBUTARY_CONFIG;
   if (!configPath) {
@@ -98,7 +127,59 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${configPath}: OK (${config.routes.length} route(s): ${config.routes.map((r) => `${r.name} -> ${r.table.projectId}.${r.table.datasetId}.${r.table.tableId}`).join(', ')})\n`);
     return 0;
   }
+  if (replayOptions) {
+    return replay(config, { ...replayOptions, subscription: subscriptionPath(config.projectId, replayOptions.subscription) });
+  }
   return run(config);
+}
+
+async function replay(config: Config, options: ReplayOptions): Promise<number> {
+  // Log lines go through a terminal progress line when there is one, so the two do not tear.
+  let logOut: NodeJS.WritableStream = process.stdout;
+  const forward = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      logOut.write(chunk);
+      callback();
+    },
+  });
+  const logger = createLogger(config.log.level, forward);
+  const verb = options.dryRun ? 'would replay' : options.toTopic !== undefined ? 'republished' : 'inserted';
+  const progress = (stats: ReplayStats, total: number | undefined): ProgressReporter => {
+    if (process.stderr.isTTY) {
+      const terminal = new TerminalProgress({ stats, total }, verb);
+      logOut = terminal.logDestination(process.stdout);
+      return terminal;
+    }
+    return new LogProgress({ stats, total }, logger);
+  };
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'Second signal: exiting now; dead letters not acked come back after their lease.');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'Signal received: stopping the replay.');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await runReplay(config, options, { logger, signal: abort.signal, progress });
+    logOut = process.stdout;
+    process.stderr.write(formatSummary(summary));
+    return exitCodeOf(summary);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      fatal(`Cannot replay: ${err.message}.`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 async function run(config: Config): Promise<number> {

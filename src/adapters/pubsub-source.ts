@@ -1,6 +1,7 @@
 import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import type { Envelope, Logger } from '../core/ports.js';
 import type { PipelineObserver } from '../core/observer.js';
+import type { InFlightSnapshot } from '../ops/metrics.js';
 
 export interface PubSubSourceOptions {
   subscription: string;
@@ -19,6 +20,9 @@ export class PubSubSource {
   private topic: string | undefined;
   private lastError: string | undefined;
   private open = false;
+  /** Messages handed to the pipeline and not settled yet, in arrival order. */
+  private readonly inFlight = new Set<Envelope>();
+  private inFlightBytes = 0;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -38,6 +42,13 @@ export class PubSubSource {
 
   get error(): string | undefined {
     return this.lastError;
+  }
+
+  /** For the in-flight metrics; walks the held messages (bounded by flow control) at scrape time. */
+  inFlightSnapshot(): InFlightSnapshot {
+    let oldest: number | undefined;
+    for (const envelope of this.inFlight) if (oldest === undefined || envelope.publishTimeMs < oldest) oldest = envelope.publishTimeMs;
+    return { subscription: this.options.subscription, messages: this.inFlight.size, bytes: this.inFlightBytes, oldestPublishTimeMs: oldest };
   }
 
   async start(): Promise<void> {
@@ -86,14 +97,22 @@ export class PubSubSource {
       ack: () => {
         if (settled) return;
         settled = true;
+        this.release(envelope, size);
         message.ack();
       },
       nack: () => {
         if (settled) return;
         settled = true;
+        this.release(envelope, size);
         message.nack();
       },
     };
+    this.inFlight.add(envelope);
+    this.inFlightBytes += size;
     this.onMessage(envelope);
+  }
+
+  private release(envelope: Envelope, size: number): void {
+    if (this.inFlight.delete(envelope)) this.inFlightBytes -= size;
   }
 }

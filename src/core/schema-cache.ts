@@ -81,9 +81,10 @@ export class SchemaCache {
       return Promise.reject(err);
     }
     if (cached) return Promise.resolve(cached);
+    // A lookup that waits on another's fetch is a miss too: hits + misses = lookups.
+    this.events.miss();
     const pending = this.loading.get(key);
     if (pending) return pending;
-    this.events.miss();
     const promise = this.load(key, ref).finally(() => this.loading.delete(key));
     this.loading.set(key, promise);
     return promise;

@@ -4,6 +4,15 @@ import type { PipelineObserver, RouteStateName, SettleOutcome } from '../core/ob
 
 const ROUTE_STATES: RouteStateName[] = ['running', 'paused', 'draining', 'stopped'];
 
+/** What one subscription holds right now: received and not yet acked or nacked. */
+export interface InFlightSnapshot {
+  subscription: string;
+  messages: number;
+  bytes: number;
+  /** Publish time of the oldest message held, undefined when none is. */
+  oldestPublishTimeMs: number | undefined;
+}
+
 /** prom-client metrics on a registry of our own; every label value is bounded. */
 export class Metrics implements PipelineObserver {
   readonly registry = new Registry();
@@ -23,10 +32,13 @@ export class Metrics implements PipelineObserver {
   readonly schemaCacheMisses: Counter;
   readonly schemaFetchDuration: Histogram<'registry' | 'outcome'>;
   private readonly lastRouteReason = new Map<string, string>();
+  private inFlightSources: Array<() => InFlightSnapshot> = [];
+  private schemaCacheSize: () => number = () => 0;
 
-  constructor() {
+  constructor(options: { version?: string } = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_process_' });
+    // prom-client's names already start with process_ or nodejs_: the prefix makes tributary_process_*, tributary_nodejs_*.
+    collectDefaultMetrics({ register: this.registry, prefix: 'tributary_' });
     this.receivedTotal = new Counter({ name: 'tributary_messages_received_total', help: 'Messages received from Pub/Sub.', labelNames: ['subscription'], registers });
     this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers });
     this.settledTotal = new Counter({
@@ -72,8 +84,51 @@ export class Metrics implements PipelineObserver {
       labelNames: ['route', 'state', 'reason'],
       registers,
     });
+    // Read at scrape time: a gauge that is updated per message would cost on the hot path.
+    const snapshots = (): InFlightSnapshot[] => this.inFlightSources.map((f) => f());
+    new Gauge({
+      name: 'tributary_in_flight_messages',
+      help: 'Messages received and not yet acked or nacked, per subscription.',
+      labelNames: ['subscription'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of snapshots()) this.set({ subscription: s.subscription }, s.messages);
+      },
+    });
+    new Gauge({
+      name: 'tributary_in_flight_bytes',
+      help: 'Payload bytes of the messages in flight, per subscription.',
+      labelNames: ['subscription'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of snapshots()) this.set({ subscription: s.subscription }, s.bytes);
+      },
+    });
+    new Gauge({
+      name: 'tributary_oldest_in_flight_message_age_seconds',
+      help: 'Publish time to now of the oldest message in flight (0 when none): a stuck message shows here before it shows in age at settle.',
+      labelNames: ['subscription'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const s of snapshots()) this.set({ subscription: s.subscription }, s.oldestPublishTimeMs === undefined ? 0 : Math.max(0, now - s.oldestPublishTimeMs) / 1000);
+      },
+    });
+    const cacheSize = (): number => this.schemaCacheSize();
+    new Gauge({
+      name: 'tributary_schema_cache_entries',
+      help: 'Compiled schemas in the cache.',
+      registers,
+      collect() {
+        this.set(cacheSize());
+      },
+    });
+    new Gauge({ name: 'tributary_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set({ version: options.version ?? 'unknown' }, 1);
     this.schemaCacheHits = new Counter({ name: 'tributary_schema_cache_hits_total', help: 'Schema lookups served from the cache.', registers });
-    this.schemaCacheMisses = new Counter({ name: 'tributary_schema_cache_misses_total', help: 'Schema lookups that needed a registry fetch.', registers });
+    this.schemaCacheMisses = new Counter({ name: 'tributary_schema_cache_misses_total', help: 'Schema lookups not served from the cache (they fetched, or waited on a fetch in progress); fetches are counted by tributary_schema_fetch_duration_seconds_count.', registers });
     this.schemaFetchDuration = new Histogram({
       name: 'tributary_schema_fetch_duration_seconds',
       help: 'Registry fetch duration.',
@@ -81,6 +136,15 @@ export class Metrics implements PipelineObserver {
       buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
+  }
+
+  /** Adds a subscription whose in-flight messages are reported at each scrape. */
+  watchInFlight(source: () => InFlightSnapshot): void {
+    this.inFlightSources.push(source);
+  }
+
+  watchSchemaCache(size: () => number): void {
+    this.schemaCacheSize = size;
   }
 
   received(subscription: string, count: number, bytes: number): void {
