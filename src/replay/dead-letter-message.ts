@@ -1,4 +1,4 @@
-import { REPLAY_COUNT_ATTRIBUTE, TRIBUTARY_ATTRIBUTE_PREFIX } from '../core/dead-letter-attributes.js';
+import { REPLAY_COUNT_ATTRIBUTE, TRIBUTARY_ATTRIBUTE_PREFIX, unwrapDeadLetter, WRAPPED_ATTRIBUTE } from '../core/dead-letter-attributes.js';
 import { CONFLUENT_HEADER_BYTES, CONFLUENT_MAGIC_BYTE, PUBSUB_SCHEMA_ATTRIBUTES, TRIBUTARY_SCHEMA_ATTRIBUTES } from '../core/schema-reference.js';
 import type { ReplayFilter } from './replay-options.js';
 
@@ -66,6 +66,19 @@ export function judge(info: DeadLetterInfo, filter: ReplayFilter, maxReplays: nu
   }
   if (info.replayCount >= maxReplays) return 'over-max-replays';
   return 'replay';
+}
+
+/**
+ * A dead letter as if it had never been wrapped: when the original attributes did not fit next to
+ * ours, they travel inside the data (`tributary_wrapped`); here they come back out, next to our
+ * `tributary_*` keys, and the data is the original payload again. Throws on a damaged header.
+ */
+export function unwrapped(message: DeadLetterMessage): DeadLetterMessage {
+  if (message.attributes[WRAPPED_ATTRIBUTE] === undefined) return message;
+  const original = unwrapDeadLetter(message.data, message.attributes);
+  const attributes: Record<string, string> = { ...original.attributes };
+  for (const [key, value] of Object.entries(message.attributes)) if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && key !== WRAPPED_ATTRIBUTE) attributes[key] = value;
+  return { ...message, data: original.data, attributes };
 }
 
 /** The message's own attributes, as its producer set them: every `tributary_*` key removed. */

@@ -6,7 +6,7 @@ import { topicPath, type Config } from '../config.js';
 import type { ErrorCode, TributaryError } from '../errors.js';
 import { systemClock, type Clock, type DeadLetterContext, type DeadLetterPublisher, type Envelope, type Logger, type Sink } from '../core/ports.js';
 import { Metrics } from '../ops/metrics.js';
-import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, type DeadLetterInfo, type DeadLetterMessage, type TargetTopic } from './dead-letter-message.js';
+import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, unwrapped, type DeadLetterInfo, type DeadLetterMessage, type TargetTopic } from './dead-letter-message.js';
 import type { ReplayOptions } from './replay-options.js';
 import { ReplayStats, type ReplayMode, type ReplaySummary } from './replay-stats.js';
 import type { ProgressReporter } from './progress-reporter.js';
@@ -220,7 +220,15 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
       }
       lastActivityAt = clock.now();
       stats.pulled += messages.length;
-      for (const message of messages) {
+      for (const pulled of messages) {
+        let message: DeadLetterMessage;
+        try {
+          message = unwrapped(pulled);
+        } catch (err) {
+          logger.error({ messageId: pulled.messageId, err: (err as Error).message }, 'A wrapped dead letter cannot be read; it stays in the subscription.');
+          stats.skip('damaged');
+          continue;
+        }
         const info = readDeadLetterInfo(message);
         // A message this run took and dead-lettered again comes back as a new dead letter: it
         // waits for the next run, which is what the replay count is for.

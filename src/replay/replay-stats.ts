@@ -11,7 +11,8 @@ export type ReplayOutcome =
   /** Neither: it stays in the dead-letter subscription (a retryable failure, or the run stopped). */
   | { kind: 'not-settled'; code: string };
 
-export type SkipReason = 'filtered' | 'outside-window' | 'duplicate';
+/** `damaged`: a wrapped dead letter whose header does not read; left for a person to look at. */
+export type SkipReason = 'filtered' | 'outside-window' | 'duplicate' | 'damaged';
 
 /** Counts of one (route, error code) group of dead letters. */
 export interface GroupStats {
@@ -48,7 +49,7 @@ export interface ReplaySummary {
 export class ReplayStats {
   private readonly groups = new Map<string, GroupStats>();
   private readonly failedAgainCodes = new Map<string, number>();
-  private readonly skipCounts: Record<SkipReason, number> = { filtered: 0, 'outside-window': 0, duplicate: 0 };
+  private readonly skipCounts: Record<SkipReason, number> = { filtered: 0, 'outside-window': 0, duplicate: 0, damaged: 0 };
   private ackFailures = 0;
   /** Messages received from the subscription, of every kind. */
   pulled = 0;

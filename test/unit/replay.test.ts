@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, type DeadLetterMessage } from '../../src/replay/dead-letter-message.js';
+import { deadLetterMessage } from '../../src/core/dead-letter-attributes.js';
+import { TributaryError } from '../../src/errors.js';
+import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, unwrapped, type DeadLetterMessage } from '../../src/replay/dead-letter-message.js';
+import { trackedEnvelope } from '../support/fake-envelopes.js';
 import { buildReplayOptions, parseFilter, parseRate, parseTime, ReplayUsageError } from '../../src/replay/replay-options.js';
 import { exitCodeOf, formatSummary, ReplayStats } from '../../src/replay/replay-stats.js';
 import { formatProgressLine, progressFigures } from '../../src/replay/progress-reporter.js';
@@ -90,6 +93,24 @@ describe('dead-letter messages', () => {
     const toSchemaTopic = republishMessage(confluent, 1, { schemaTopic: true });
     expect(toSchemaTopic.data).toEqual(Buffer.from([1, 2]));
     expect(toSchemaTopic.attributes).toEqual({ log_type: 'access', tributary_replay_count: '1' });
+  });
+});
+
+describe('wrapped dead letters', () => {
+  it('replays a wrapped dead letter as the exact original: data, every attribute, and our keys', () => {
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, `v${i}`]));
+    const envelope = trackedEnvelope(Buffer.from([0, 0, 0, 0, 7, 9, 9]), many);
+    const out = deadLetterMessage(envelope, new TributaryError('ROW_INVALID', 'bad'), { route: 'access', attempts: 1, schemaKey: 'confluent:7' }, NOW);
+    const message = unwrapped(deadLetter(out.attributes, out.data));
+    expect(message.data.equals(envelope.data)).toBe(true);
+    expect(message.attributes.tributary_wrapped).toBeUndefined();
+    expect(readDeadLetterInfo(message)).toMatchObject({ code: 'ROW_INVALID', route: 'access', sourceMessageId: envelope.id });
+    const replayed = replayEnvelopeAttributes(message.attributes, 1);
+    expect(replayed).toEqual({ ...many, tributary_replay_count: '1' });
+  });
+
+  it('refuses a damaged wrapped dead letter instead of replaying garbage', () => {
+    expect(() => unwrapped(deadLetter({ ...BASE, tributary_wrapped: '1' }, Buffer.from('not wrapped')))).toThrow(/header/);
   });
 });
 
