@@ -9,7 +9,7 @@ import { formatProgressLine, progressFigures } from '../../src/replay/progress-r
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 
-function deadLetter(attributes: Record<string, string>, data = Buffer.from([0, 0, 0, 0, 7, 1, 2])): DeadLetterMessage {
+function deadLetter(attributes: Record<string, string>, data: Buffer = Buffer.from([0, 0, 0, 0, 7, 1, 2])): DeadLetterMessage {
   return { ackId: 'a1', messageId: 'dl-1', data, attributes, publishTimeMs: NOW, deliveryAttempt: 1 };
 }
 
