@@ -58,8 +58,15 @@ export class PubSubSource {
       // acks sent during the drain reach Pub/Sub; after the timeout what is left is nacked.
       closeOptions: { behavior: 'WAIT', timeout: Duration.from({ milliseconds: this.options.drainTimeoutMs + 5000 }) },
     });
-    const [metadata] = await subscription.getMetadata();
-    this.topic = typeof metadata.topic === 'string' ? metadata.topic : undefined;
+    try {
+      const [metadata] = await subscription.getMetadata();
+      this.topic = typeof metadata.topic === 'string' ? metadata.topic : undefined;
+    } catch (err) {
+      // roles/pubsub.subscriber can pull but not read the subscription: the topic is only a
+      // detail of dead letters, not a reason to refuse to run. Any other error stops the start.
+      if ((err as { code?: number }).code !== 7) throw err;
+      this.logger.warn({ subscription: this.options.subscription }, 'Cannot read the subscription (no pubsub.subscriptions.get); dead letters will not name the source topic.');
+    }
     subscription.on('message', (message: Message) => this.receive(message));
     subscription.on('error', (err: Error) => {
       this.lastError = err.message;
