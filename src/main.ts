@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { StartupError, startWorker } from './app.js';
+import { loadTableDefinitions } from './adapters/duckdb-table-definitions.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './ops/logger.js';
@@ -40,6 +41,7 @@ async function checkFilesystem(config: Config): Promise<string[]> {
       problems.push(`registry.directory: ${config.registry.directory} does not exist or cannot be read`);
     }
   }
+  if (config.sink === 'duckdb') problems.push(...(await loadTableDefinitions(config)).problems);
   return problems;
 }
 
