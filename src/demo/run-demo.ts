@@ -77,11 +77,14 @@ export async function runDemo(argv: string[]): Promise<number> {
 
   // Clean-ups run last-in first-out on every way out: success, error, Ctrl-C.
   const cleanups: Array<() => Promise<unknown>> = [];
-  const cleanUp = async (): Promise<void> => {
-    for (let c = cleanups.pop(); c !== undefined; c = cleanups.pop()) {
-      await c().catch((err: unknown) => process.stderr.write(`clean-up: ${(err as Error).message}\n`));
-    }
-  };
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      for (let c = cleanups.pop(); c !== undefined; c = cleanups.pop()) {
+        await c().catch((err: unknown) => process.stderr.write(`clean-up: ${(err as Error).message}\n`));
+      }
+    })());
+  let interrupted = false;
   let keepWaiting: (() => void) | undefined;
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -91,6 +94,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       return;
     }
     if (signals > 1) process.exit(130);
+    interrupted = true;
     process.stderr.write(`\n${signal}: stopping the worker and the emulator.\n`);
     void cleanUp().finally(() => process.exit(130));
   };
@@ -98,10 +102,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    return await demo(args.config, messageCount, args.keep, cleanups, (wake) => {
+    const code = await demo(args.config, messageCount, args.keep, cleanups, (wake) => {
       keepWaiting = wake;
     });
+    return interrupted ? 130 : code;
   } catch (err) {
+    // Closing everything under the running demo makes it fail; that is the interruption, not an error.
+    if (interrupted) return 130;
     if (err instanceof ConfigError) process.stderr.write(`${args.config}: ${err.problems.join('; ')}\n`);
     else if (err instanceof DuckDbUnavailableError) process.stderr.write(`${err.message}\n`);
     else process.stderr.write(`The demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
