@@ -53,8 +53,13 @@ export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
 /** The destination named by `sink`; DuckDB is loaded only when asked for (optional dependency). */
 export async function createSink(config: Config): Promise<Sink> {
   if (config.sink === 'duckdb') {
-    const { createDuckDbSink } = await import('./adapters/duckdb-sink.js');
-    return createDuckDbSink(config);
+    const { createDuckDbSink, DuckDbUnavailableError } = await import('./adapters/duckdb-sink.js');
+    try {
+      return await createDuckDbSink(config);
+    } catch (err) {
+      if (err instanceof DuckDbUnavailableError) throw new StartupError(err.message);
+      throw err;
+    }
   }
   return new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
 }
@@ -193,6 +198,8 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
       await closing;
       await deadLetters.close().catch(() => undefined);
       await pubsub.close().catch(() => undefined);
+      // Only what the worker opened itself; a sink passed in belongs to the caller.
+      if (deps.sink === undefined) await sink.close?.().catch((err: unknown) => logger.warn({ err: String(err) }, 'Closing the sink failed.'));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       logger.info({ drained: result === 'drained' }, 'tributary stopped.');

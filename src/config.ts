@@ -88,6 +88,8 @@ const configSchema = z
     duckdb: z
       .object({
         path: z.string().min(1).default('tributary.duckdb'),
+        /** Route name -> table definition file (`.avsc` or a BigQuery schema `.json`); the sink creates missing tables from it. */
+        tables: z.record(z.string().min(1)).default({}),
       })
       .strict()
       .default({}),
@@ -176,7 +178,7 @@ const KEY_TREE: KeyTree = {
   retry: { maxAttempts: null, initialDelayMs: null, maxDelayMs: null },
   deadLetter: { topic: null },
   sink: null,
-  duckdb: { path: null },
+  duckdb: { path: null, tables: { '*': null } },
   flowControl: { maxMessages: null, maxBytes: null },
   bigquery: { apiEndpoint: null, projectId: null, timeoutMs: null, probeIntervalMs: null },
   server: { port: null, host: null },
@@ -350,6 +352,9 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
     problems.push('registry.confluent: username and password go together');
   }
   if (parsed.retry.initialDelayMs > parsed.retry.maxDelayMs) problems.push('retry.initialDelayMs: must not exceed retry.maxDelayMs');
+  for (const name of Object.keys(parsed.duckdb.tables)) {
+    if (!routeNames.includes(name)) problems.push(`duckdb.tables.${name}: no route "${name}" (routes: ${routeNames.join(', ') || 'none defined'})`);
+  }
   for (const r of routes) {
     const cols = Object.values(r.metadata).filter((c): c is string => typeof c === 'string');
     if (new Set(cols).size !== cols.length) problems.push(`routes.${r.name}.metadata: two metadata values use the same column`);

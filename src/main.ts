@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { StartupError, startWorker } from './app.js';
+import { loadTableDefinitions } from './adapters/duckdb-table-definitions.js';
 import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './ops/logger.js';
@@ -58,6 +59,7 @@ async function checkFilesystem(config: Config): Promise<string[]> {
       problems.push(`registry.directory: ${config.registry.directory} does not exist or cannot be read`);
     }
   }
+  if (config.sink === 'duckdb') problems.push(...(await loadTableDefinitions(config)).problems);
   return problems;
 }
 

@@ -44,6 +44,8 @@ export interface InsertOutcome {
 export interface Sink {
   insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome>;
   getTableSchema(table: TableRef): Promise<TableSchema>;
+  /** Releases what the sink holds (an embedded database file); called once, after the last insert. */
+  close?(): Promise<void>;
 }
 
 export interface DeadLetterContext {
