@@ -17,6 +17,8 @@ const PROJECT = 'test-project';
 const CLI = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 const BARE = fileURLToPath(new URL('./bare-subscriber.js', import.meta.url));
 const MiB = 1024 * 1024;
+/** The flow-control window of the worker and of the bare subscriber alike. */
+const FLOW_CONTROL_MESSAGES = Number(process.env.BENCH_FLOW_CONTROL_MESSAGES ?? 2_000);
 /** Distinct payloads per log type; a backlog cycles through them. */
 const POOL = 1_024;
 /** Traffic mix of every backlog: 8 access logs, 1 audit event, 1 metric in 10 messages. */
@@ -165,6 +167,7 @@ deadLetter: { topic: ${this.deadLetterTopic.name} }
 registry: { kind: directory, directory: ${JSON.stringify(this.directory)} }
 bigquery: { apiEndpoint: ${this.bigquery.url} }
 server: { port: 0, host: 127.0.0.1 }
+flowControl: { maxMessages: ${FLOW_CONTROL_MESSAGES} }
 ${extra}
 routes:
 ${routes}
@@ -174,11 +177,18 @@ ${routes}
   }
 
   startWorker(configPath: string): Child {
-    return startChild([CLI, 'run', '--config', configPath], { PUBSUB_EMULATOR_HOST: this.emulator.host, METADATA_SERVER_DETECTION: 'none' });
+    // BENCH_WORKER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof", profiles the worker processes.
+    const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    return startChild([...nodeArgs, CLI, 'run', '--config', configPath], { PUBSUB_EMULATOR_HOST: this.emulator.host, METADATA_SERVER_DETECTION: 'none' });
   }
 
   startBare(subscription: string, count: number): Child {
-    return startChild([BARE, subscription, String(count)], { PUBSUB_EMULATOR_HOST: this.emulator.host, METADATA_SERVER_DETECTION: 'none', BENCH_PROJECT_ID: PROJECT });
+    return startChild([BARE, subscription, String(count)], {
+      PUBSUB_EMULATOR_HOST: this.emulator.host,
+      METADATA_SERVER_DETECTION: 'none',
+      BENCH_PROJECT_ID: PROJECT,
+      BENCH_FLOW_CONTROL_MESSAGES: String(FLOW_CONTROL_MESSAGES),
+    });
   }
 
   async close(): Promise<void> {

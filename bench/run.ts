@@ -21,6 +21,7 @@ import { runWireSize } from './wire-size.js';
  *   BENCH_SOAK_MINUTES      length of the steady run of section 5 (default 1; 10 for the full test)
  *   BENCH_SOAK_RATE         messages/s published during the steady run (default 2000)
  *   BENCH_SCALE_MESSAGES    backlog drained per configuration in section 7 (default 100000)
+ *   BENCH_WORKER_NODE_ARGS  extra node options for the worker processes (e.g. --cpu-prof)
  */
 
 function intEnv(name: string, fallback: number): number {

@@ -112,6 +112,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     logger,
     retry: config.retry,
     maxRowBytes: LIMITS.maxBatchBytes,
+    flushAtUnsettled: config.flowControl.maxMessages,
   });
   return { dispatcher, routes, settler };
 }
@@ -130,7 +131,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     (name) =>
       new PubSubSource(
         pubsub,
-        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes, drainTimeoutMs: config.shutdown.drainTimeoutMs },
+        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes },
         (envelope) => dispatcher.handle(envelope),
         metrics,
         logger,
@@ -170,8 +171,9 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     stopping ??= (async () => {
       draining = true;
       logger.info({ unsettled: dispatcher.unsettled, drainTimeoutMs: config.shutdown.drainTimeoutMs }, 'Draining: pulling stopped, settling what is in flight.');
-      // close() stops the streams at once and resolves once every message is settled.
-      const closing = Promise.allSettled(sources.map((s) => s.close()));
+      // Nothing new is processed from here on; the streams stay open until the drain is over so
+      // that its acks are delivered, then close() nacks what is left.
+      for (const source of sources) source.pause();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdown.drainTimeoutMs);
@@ -182,7 +184,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
         logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left is nacked for redelivery.');
         dispatcher.abort();
       }
-      await closing;
+      await Promise.allSettled(sources.map((s) => s.close()));
       await deadLetters.close().catch(() => undefined);
       await pubsub.close().catch(() => undefined);
       server.closeAllConnections();

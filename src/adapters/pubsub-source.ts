@@ -2,12 +2,13 @@ import { Duration, type Message, type PubSub, type Subscription } from '@google-
 import type { Envelope, Logger } from '../core/ports.js';
 import type { PipelineObserver } from '../core/observer.js';
 
+/** How long close() waits for the last acks and nacks to reach Pub/Sub. */
+const CLOSE_FLUSH_TIMEOUT_MS = 10_000;
+
 export interface PubSubSourceOptions {
   subscription: string;
   maxMessages: number;
   maxBytes: number;
-  /** How long close() keeps leases alive while in-flight messages are settled. */
-  drainTimeoutMs: number;
 }
 
 /**
@@ -19,6 +20,8 @@ export class PubSubSource {
   private topic: string | undefined;
   private lastError: string | undefined;
   private open = false;
+  /** Set by pause(): messages that arrive are kept here, unprocessed, until close() nacks them. */
+  private held: Message[] | undefined;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -43,9 +46,11 @@ export class PubSubSource {
   async start(): Promise<void> {
     const subscription = this.pubsub.subscription(this.options.subscription, {
       flowControl: { maxMessages: this.options.maxMessages, maxBytes: this.options.maxBytes, allowExcessMessages: false },
-      // close() stops the stream at once and keeps leasing until every message is settled, so
-      // acks sent during the drain reach Pub/Sub; after the timeout what is left is nacked.
-      closeOptions: { behavior: 'WAIT', timeout: Duration.from({ milliseconds: this.options.drainTimeoutMs + 5000 }) },
+      // close() comes after the drain (see pause()): whatever the client still holds then is either
+      // held back by flow control or given up by the drain deadline, so it is nacked at once, and
+      // the acks of the drain are flushed before close() resolves. Waiting ('WAIT') instead would
+      // wait for messages the client never hands out once closed: the full timeout at any backlog.
+      closeOptions: { behavior: 'NACK', timeout: Duration.from({ milliseconds: CLOSE_FLUSH_TIMEOUT_MS }) },
     });
     const [metadata] = await subscription.getMetadata();
     this.topic = typeof metadata.topic === 'string' ? metadata.topic : undefined;
@@ -61,15 +66,30 @@ export class PubSubSource {
     this.open = true;
   }
 
-  /** Stops pulling now; resolves when every message handed out is settled (or the timeout). */
+  /**
+   * Stops handing messages on. The stream stays open so that the acks of the drain still reach
+   * Pub/Sub; what arrives meanwhile is held, not processed (it holds flow-control slots, so little
+   * does), and nacked by close().
+   */
+  pause(): void {
+    this.held ??= [];
+  }
+
+  /** Nacks what pause() held and everything the client still leases, flushes acks, closes the stream. */
   async close(): Promise<void> {
     const subscription = this.subscription;
     if (!subscription) return;
     this.open = false;
+    for (const message of this.held ?? []) message.nack();
+    this.held = [];
     await subscription.close();
   }
 
   private receive(message: Message): void {
+    if (this.held !== undefined) {
+      this.held.push(message);
+      return;
+    }
     const size = message.data.length;
     this.observer.received(this.options.subscription, 1, size);
     let settled = false;

@@ -4,6 +4,7 @@ import { decodePayload } from './decoder.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, Envelope, Logger } from './ports.js';
 import type { RoutePipeline } from './route-pipeline.js';
+import { jsonByteLength } from './row-size.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
@@ -29,6 +30,12 @@ export interface DispatcherDeps {
   retry: BackoffPolicy & { maxAttempts: number };
   /** Rows larger than this can never be inserted. */
   maxRowBytes: number;
+  /**
+   * The flow-control window: once this many messages are unsettled, the source hands out no more
+   * until some settle, so batches still filling are sent at once instead of waiting for their age
+   * limit with the whole window held in them.
+   */
+  flushAtUnsettled?: number;
 }
 
 /**
@@ -37,6 +44,8 @@ export interface DispatcherDeps {
  */
 export class Dispatcher {
   private fetching = 0;
+  private handled = 0;
+  private windowFull = false;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
   private readonly stop = new AbortController();
@@ -44,6 +53,18 @@ export class Dispatcher {
   constructor(private readonly deps: DispatcherDeps) {}
 
   handle(envelope: Envelope): void {
+    this.handled++;
+    this.dispatch(envelope);
+    const limit = this.deps.flushAtUnsettled;
+    if (limit !== undefined) {
+      // Edge-triggered: one flush each time the window fills, not one per message while it stays full.
+      const full = this.handled - this.deps.settler.settled >= limit;
+      if (full && !this.windowFull) for (const route of this.deps.routes.values()) route.pipeline.flush();
+      this.windowFull = full;
+    }
+  }
+
+  private dispatch(envelope: Envelope): void {
     if (this.draining) {
       this.deps.settler.nack([envelope], 'unrouted', 'SHUTTING_DOWN');
       return;
@@ -132,7 +153,7 @@ export class Dispatcher {
       const route = this.deps.routes.get(routeName);
       if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
       addMetadata(row, route.metadata, envelope);
-      const bytes = Buffer.byteLength(JSON.stringify(row));
+      const bytes = jsonByteLength(row);
       if (bytes > this.deps.maxRowBytes) {
         throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
       }
@@ -163,9 +184,24 @@ function convert(schema: CompiledSchema, value: unknown): Row {
   }
 }
 
+/**
+ * Messages of one publish request share a publish time, so a backlog repeats each one many times
+ * over: the last one formatted is kept rather than a Date and a string made per message.
+ */
+let lastPublishTimeMs = Number.NaN;
+let lastPublishTime = '';
+
+function formatPublishTime(ms: number): string {
+  if (ms !== lastPublishTimeMs) {
+    lastPublishTime = new Date(ms).toISOString();
+    lastPublishTimeMs = ms;
+  }
+  return lastPublishTime;
+}
+
 function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): void {
   if (columns.messageId) row[columns.messageId] = envelope.id;
-  if (columns.publishTime) row[columns.publishTime] = new Date(envelope.publishTimeMs).toISOString();
+  if (columns.publishTime) row[columns.publishTime] = formatPublishTime(envelope.publishTimeMs);
   if (columns.subscription) row[columns.subscription] = envelope.subscription;
   if (columns.attributes) row[columns.attributes] = JSON.stringify(envelope.attributes);
 }

@@ -136,6 +136,11 @@ export class RoutePipeline {
     }
   }
 
+  /** Sends the batch being filled now instead of when it is full or old enough. */
+  flush(): void {
+    if (this.pending.length > 0 && (this.state === 'running' || this.state === 'draining')) this.cut();
+  }
+
   status(): RouteStatus {
     const status: RouteStatus = {
       route: this.name,

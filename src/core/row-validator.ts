@@ -224,7 +224,37 @@ function checkDatetime(s: string): DateCheck {
   return date.ok ? checkTimeParts('DATETIME', s, m[4], m[5], m[6]) : date;
 }
 
+/** Two decimal digits at `i`, or -1. */
+function twoDigits(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * The form the row converter writes, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, checked without a regex: it is
+ * what almost every TIMESTAMP value looks like. False means "not this form or not valid", and the
+ * general check then decides and explains.
+ */
+function isCanonicalTimestamp(s: string): boolean {
+  if (s.length !== 27 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84) return false;
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(26) !== 90) return false;
+  for (let i = 20; i < 26; i++) if (!isDigit(s.charCodeAt(i))) return false;
+  const century = twoDigits(s, 0);
+  const yy = twoDigits(s, 2);
+  const month = twoDigits(s, 5);
+  const day = twoDigits(s, 8);
+  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1) return false;
+  const year = century * 100 + yy;
+  if (year < 1 || day > daysInMonth(year, month)) return false;
+  const hour = twoDigits(s, 11);
+  const minute = twoDigits(s, 14);
+  const second = twoDigits(s, 17);
+  return hour >= 0 && hour <= 23 && minute >= 0 && minute <= 59 && second >= 0 && second <= 59;
+}
+
 function checkTimestampString(s: string): DateCheck {
+  if (isCanonicalTimestamp(s)) return OK;
   const m = TIMESTAMP_RE.exec(s);
   if (m === null) return { ok: false, problem: `: TIMESTAMP needs "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][zone]" or seconds since the epoch, got ${describe(s)}` };
   const date = checkDateParts('TIMESTAMP', s, m);
