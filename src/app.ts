@@ -82,7 +82,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   const settler = new Settler(deps.deadLetters, metrics, clock, logger);
   const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
   const schemas = new SchemaCache(createRegistry(config, deps.pubsub), config.registry.cacheMaxEntries, {
-    hit: () => metrics.schemaCacheHits.inc(),
+    hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
   });
