@@ -8,7 +8,8 @@ import { jsonByteLength } from './row-size.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
-import type { Row } from './table-schema.js';
+import { bigQueryFieldsFor } from './row-converter.js';
+import type { Row, TableField } from './table-schema.js';
 
 /** Optional columns filled from the Pub/Sub message rather than the record. */
 export interface MetadataColumns {
@@ -49,6 +50,8 @@ export class Dispatcher {
   private draining = false;
   private idleWaiters: Array<() => void> = [];
   private readonly stop = new AbortController();
+  /** Per schema, per route: the columns its rows have (null when they cannot be described). */
+  private readonly shapes = new WeakMap<CompiledSchema, Map<string, readonly TableField[] | null>>();
 
   constructor(private readonly deps: DispatcherDeps) {}
 
@@ -157,10 +160,24 @@ export class Dispatcher {
       if (bytes > this.deps.maxRowBytes) {
         throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
       }
-      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key });
+      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
     } catch (err) {
       this.fail(envelope, err, routeName, schema.key);
     }
+  }
+
+  private shapeOf(schema: CompiledSchema, routeName: string, metadata: MetadataColumns): readonly TableField[] | null {
+    let perRoute = this.shapes.get(schema);
+    if (perRoute === undefined) {
+      perRoute = new Map();
+      this.shapes.set(schema, perRoute);
+    }
+    let shape = perRoute.get(routeName);
+    if (shape === undefined) {
+      shape = rowShape(schema, metadata);
+      perRoute.set(routeName, shape);
+    }
+    return shape;
   }
 
   private fail(envelope: Envelope, err: unknown, route: string | undefined, key: string | undefined): void {
@@ -197,6 +214,23 @@ function formatPublishTime(ms: number): string {
     lastPublishTimeMs = ms;
   }
   return lastPublishTime;
+}
+
+/** The columns of every row convert() and addMetadata() write for this schema and route. */
+function rowShape(schema: CompiledSchema, metadata: MetadataColumns): readonly TableField[] | null {
+  let fields: TableField[];
+  try {
+    fields = bigQueryFieldsFor(schema.type);
+  } catch {
+    return null;
+  }
+  const extra: TableField[] = [];
+  if (metadata.messageId) extra.push({ name: metadata.messageId, type: 'STRING', mode: 'REQUIRED' });
+  if (metadata.publishTime) extra.push({ name: metadata.publishTime, type: 'TIMESTAMP', mode: 'REQUIRED' });
+  if (metadata.subscription) extra.push({ name: metadata.subscription, type: 'STRING', mode: 'REQUIRED' });
+  if (metadata.attributes) extra.push({ name: metadata.attributes, type: 'STRING', mode: 'REQUIRED' });
+  // A metadata column replaces a record field of the same name (addMetadata overwrites it).
+  return [...fields.filter((f) => !extra.some((m) => m.name === f.name)), ...extra];
 }
 
 function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): void {

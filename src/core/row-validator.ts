@@ -13,6 +13,12 @@ export type RowValidation =
 
 export interface RowValidator {
   validate(row: Row): RowValidation;
+  /**
+   * True when every row shaped by `fields` (the columns a row converter produces, with their types
+   * and modes) passes validate(): the check is then made once per schema instead of once per row.
+   * False means "not proven", never "invalid".
+   */
+  proves(fields: readonly TableField[]): boolean;
 }
 
 export interface RowValidatorOptions {
@@ -495,6 +501,73 @@ function compileColumn(field: TableField): Check {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Proof that a row shape fits the table
+
+const STANDARD_TYPES: Readonly<Record<string, string>> = {
+  INTEGER: 'INT64',
+  FLOAT: 'FLOAT64',
+  BOOLEAN: 'BOOL',
+  STRUCT: 'RECORD',
+  DECIMAL: 'NUMERIC',
+  BIGDECIMAL: 'BIGNUMERIC',
+};
+
+function standardType(type: string): string {
+  const upper = type.toUpperCase();
+  return STANDARD_TYPES[upper] ?? upper;
+}
+
+/** Types whose every well-formed value from the row converter is also valid for the column. */
+const PROVABLE_TYPES: ReadonlySet<string> = new Set(['INT64', 'FLOAT64', 'BOOL', 'STRING', 'BYTES', 'TIMESTAMP', 'DATETIME', 'DATE', 'TIME', 'NUMERIC', 'BIGNUMERIC', 'RECORD']);
+
+/**
+ * `produced` are the columns of the rows (every field always present, REQUIRED ones never null),
+ * `table` the destination's. Conservative: anything it cannot vouch for is "not proven".
+ */
+function fieldsFit(produced: readonly TableField[], table: readonly TableField[]): boolean {
+  const byName = new Map<string, TableField>();
+  for (const column of table) byName.set(column.name, column);
+  const seen = new Set<string>();
+  for (const field of produced) {
+    const lower = field.name.toLowerCase();
+    if (seen.has(lower)) return false;
+    seen.add(lower);
+    const column = byName.get(field.name);
+    if (column === undefined || !fieldFits(field, column)) return false;
+  }
+  // A REQUIRED column the rows never fill would fail every row; a case-variant would be matched by
+  // the validator where this proof matched nothing.
+  for (const column of table) {
+    if (!seen.has(column.name.toLowerCase())) {
+      if (column.mode === 'REQUIRED') return false;
+    } else if (!produced.some((f) => f.name === column.name)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function fieldFits(field: TableField, column: TableField): boolean {
+  const type = standardType(field.type);
+  if (!PROVABLE_TYPES.has(type) || standardType(column.type) !== type) return false;
+  const mode = field.mode ?? 'NULLABLE';
+  const columnMode = column.mode ?? 'NULLABLE';
+  if (mode === 'REPEATED' || columnMode === 'REPEATED') {
+    if (mode !== columnMode) return false;
+  } else if (columnMode === 'REQUIRED' && mode !== 'REQUIRED') {
+    return false;
+  }
+  if (type === 'RECORD') return fieldsFit(field.fields ?? [], column.fields ?? []);
+  if (type === 'NUMERIC' || type === 'BIGNUMERIC') {
+    // The converter writes at most P - S integer digits (P, S of the Avro decimal).
+    const fallback = type === 'NUMERIC' ? 29 : 38;
+    const produced = field.precision === undefined ? fallback : Number(field.precision) - Number(field.scale ?? 0);
+    return Number.isInteger(produced) && produced <= integerDigits(column, fallback);
+  }
+  return true;
+}
+
 /**
  * Compiles a validator for rows bound for a table with this schema. Compile once per table schema
  * and reuse; validate() is synchronous and does not retain the row.
@@ -503,7 +576,16 @@ export function createRowValidator(schema: TableSchema, options: RowValidatorOpt
   const record = compileRecord(schema.fields);
   const root: PathNode = { parent: undefined, key: '' };
   const ctx: Context = { unknownFields: options.unknownFields, dropped: undefined };
+  const proofs = new WeakMap<readonly TableField[], boolean>();
   return {
+    proves(fields: readonly TableField[]): boolean {
+      let proven = proofs.get(fields);
+      if (proven === undefined) {
+        proven = fieldsFit(fields, schema.fields);
+        proofs.set(fields, proven);
+      }
+      return proven;
+    },
     validate(row: Row): RowValidation {
       if (typeof row !== 'object' || row === null || Array.isArray(row)) {
         return { ok: false, code: 'ROW_INVALID', field: '', message: `a row must be an object, got ${describe(row)}` };
