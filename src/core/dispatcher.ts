@@ -220,7 +220,7 @@ function formatPublishTime(ms: number): string {
 function rowShape(schema: CompiledSchema, metadata: MetadataColumns): readonly TableField[] | null {
   let fields: TableField[];
   try {
-    fields = bigQueryFieldsFor(schema.type);
+    fields = bigQueryFieldsFor(schema.definition);
   } catch {
     return null;
   }
