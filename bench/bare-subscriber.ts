@@ -14,7 +14,7 @@ if (subscriptionName === undefined || expectedText === undefined) {
 const expected = Number(expectedText);
 const pubsub = new PubSub({ projectId: process.env.BENCH_PROJECT_ID ?? 'test-project' });
 const subscription = pubsub.subscription(subscriptionName, {
-  flowControl: { maxMessages: Number(process.env.BENCH_FLOW_CONTROL_MESSAGES ?? 2_000), maxBytes: 100 * 1024 * 1024, allowExcessMessages: false },
+  flowControl: { maxMessages: Number(process.env.BENCH_FLOW_CONTROL_MESSAGES ?? 10_000), maxBytes: 100 * 1024 * 1024, allowExcessMessages: false },
 });
 let count = 0;
 subscription.on('message', (message: { ack(): void }) => {

@@ -16,12 +16,13 @@ import { runWireSize } from './wire-size.js';
  *   BENCH_ROUND_MS          time per workload per round in section 2 (default 300)
  *   BENCH_PIPELINE_MESSAGES messages per round in section 3 (default 100000)
  *   BENCH_E2E_MESSAGES      backlog drained in section 4 (default 100000)
- *   BENCH_E2E_ROUNDS        rounds of section 4 (default 2)
+ *   BENCH_E2E_ROUNDS        rounds of section 4 (default 3)
  *   BENCH_MEMORY_MESSAGES   backlog drained in section 5 (default 500000)
  *   BENCH_SOAK_MINUTES      length of the steady run of section 5 (default 1; 10 for the full test)
  *   BENCH_SOAK_RATE         messages/s published during the steady run (default 2000)
  *   BENCH_SCALE_MESSAGES    backlog drained per configuration in section 7 (default 100000)
  *   BENCH_WORKER_NODE_ARGS  extra node options for the worker processes (e.g. --cpu-prof)
+ *   BENCH_FLOW_CONTROL_MESSAGES  flow-control window of worker and bare subscriber (default 10000)
  */
 
 function intEnv(name: string, fallback: number): number {
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
     await runEndToEnd(results, {
       sections,
       e2eMessages: intEnv('BENCH_E2E_MESSAGES', 100_000),
-      e2eRounds: intEnv('BENCH_E2E_ROUNDS', 2),
+      e2eRounds: intEnv('BENCH_E2E_ROUNDS', 3),
       memoryMessages: intEnv('BENCH_MEMORY_MESSAGES', 500_000),
       soakMinutes: intEnv('BENCH_SOAK_MINUTES', 1),
       soakRate: intEnv('BENCH_SOAK_RATE', 2_000),
