@@ -457,9 +457,14 @@ async function runScaleOut(env: Environment, results: Results, options: EndToEnd
   results.add({ section, name: 'scale_machine_busy_cores', label: 'whole machine CPU busy with two workers', value: two.machineBusyCores, unit: 'cores' });
   results.add({ section, name: 'scale_workers_cores', label: 'CPU of the two worker processes together', value: two.childCores, unit: 'cores' });
   const ceiling = bare.length > 0 ? median(bare.map((b) => b.msgsPerSecond)) : undefined;
+  const gain = two.msgsPerSecond / one.msgsPerSecond;
+  const busy = Math.round(two.machineBusyCores * 10) / 10;
+  const bareText = ceiling === undefined ? '' : `; one bare ack-only subscriber drained ${Math.round(ceiling)} msgs/s in section 4`;
   results.note(
-    `scale-out: the emulator, the BigQuery test server and the workers share the machine's ${Math.round(two.machineBusyCores * 10) / 10} busy cores; ` +
-      `a second worker cannot add throughput the emulator does not deliver${ceiling ? ` (bare-subscriber ceiling in this run: ${Math.round(ceiling)} msgs/s)` : ''}.`,
+    gain >= 1.2
+      ? `scale-out: two workers drained ${gain.toFixed(2)}x as fast as one, so one process's streaming pull, not the emulator, limited a single worker${bareText}; ` +
+          `the machine was ${busy} of 2 cores busy with the emulator, the BigQuery test server and both workers on it, so more workers would soon be limited by the cores, not by tributary`
+      : `scale-out: a second worker added ${Math.round((gain - 1) * 100)} %: the machine was ${busy} of 2 cores busy, shared by the emulator, the BigQuery test server and both workers${bareText}`,
   );
   results.detail('scaleOut', { messages: n, one, two });
 }
