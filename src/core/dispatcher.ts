@@ -58,13 +58,19 @@ export class Dispatcher {
   handle(envelope: Envelope): void {
     this.handled++;
     this.dispatch(envelope);
+    const full = this.windowIsFull();
+    // Edge-triggered: one flush each time the window fills, not one per message while it stays full.
+    if (full && !this.windowFull) this.flushRoutes();
+    this.windowFull = full;
+  }
+
+  private windowIsFull(): boolean {
     const limit = this.deps.flushAtUnsettled;
-    if (limit !== undefined) {
-      // Edge-triggered: one flush each time the window fills, not one per message while it stays full.
-      const full = this.handled - this.deps.settler.settled >= limit;
-      if (full && !this.windowFull) for (const route of this.deps.routes.values()) route.pipeline.flush();
-      this.windowFull = full;
-    }
+    return limit !== undefined && this.handled - this.deps.settler.settled >= limit;
+  }
+
+  private flushRoutes(): void {
+    for (const route of this.deps.routes.values()) route.pipeline.flush();
   }
 
   private dispatch(envelope: Envelope): void {
@@ -84,7 +90,11 @@ export class Dispatcher {
       this.fetching++;
       void this.fetchThenProcess(envelope, ref, bodyOffset).finally(() => {
         this.fetching--;
-        if (this.fetching === 0) this.wake();
+        if (this.fetching === 0) {
+          // The window may have filled while these waited for their schema: no flush found them then.
+          if (this.windowIsFull()) this.flushRoutes();
+          this.wake();
+        }
       });
     } catch (err) {
       this.fail(envelope, err, undefined, key);
