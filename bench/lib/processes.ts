@@ -12,7 +12,7 @@ export interface Child {
   readonly stderr: string[];
   /** Resolves with the first line (already seen or to come) whose `message` matches. */
   waitForMessage(pattern: RegExp, timeoutMs: number): Promise<{ line: Record<string, unknown>; at: number }>;
-  /** Exit code, or 128 + signal number style `null` when killed by a signal. */
+  /** Exit code; null when the child was killed by a signal. */
   readonly exit: Promise<number | null>;
 }
 
