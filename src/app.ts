@@ -93,7 +93,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   const settler = new Settler(deps.deadLetters, metrics, clock, logger);
   const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
   const schemas = new SchemaCache(createRegistry(config, deps.pubsub), config.registry.cacheMaxEntries, {
-    hit: () => metrics.schemaCacheHits.inc(),
+    hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
   });
@@ -124,6 +124,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     logger,
     retry: config.retry,
     maxRowBytes: LIMITS.maxBatchBytes,
+    flushAtUnsettled: config.flowControl.maxMessages,
   });
   return { dispatcher, routes, settler };
 }
@@ -142,7 +143,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     (name) =>
       new PubSubSource(
         pubsub,
-        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes, drainTimeoutMs: config.shutdown.drainTimeoutMs },
+        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes },
         (envelope) => dispatcher.handle(envelope),
         metrics,
         logger,
@@ -183,8 +184,9 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     stopping ??= (async () => {
       draining = true;
       logger.info({ unsettled: dispatcher.unsettled, drainTimeoutMs: config.shutdown.drainTimeoutMs }, 'Draining: pulling stopped, settling what is in flight.');
-      // close() stops the streams at once and resolves once every message is settled.
-      const closing = Promise.allSettled(sources.map((s) => s.close()));
+      // Nothing new is processed from here on; the streams stay open until the drain is over so
+      // that its acks are delivered, then close() nacks what is left.
+      for (const source of sources) source.pause();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdown.drainTimeoutMs);
@@ -195,7 +197,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
         logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left is nacked for redelivery.');
         dispatcher.abort();
       }
-      await closing;
+      await Promise.allSettled(sources.map((s) => s.close()));
       await deadLetters.close().catch(() => undefined);
       await pubsub.close().catch(() => undefined);
       // Only what the worker opened itself; a sink passed in belongs to the caller.

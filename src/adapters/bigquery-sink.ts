@@ -14,13 +14,19 @@ interface ApiErrorShape {
   code?: number | string;
   message?: string;
   errors?: Array<{ reason?: string; message?: string }>;
-  response?: { insertErrors?: Array<{ index?: number; errors?: Array<{ reason?: string; message?: string; location?: string }> }> };
+}
+
+/** tabledata.insertAll's answer: per-row failures of a request that itself succeeded. */
+interface InsertAllResponse {
+  insertErrors?: Array<{ index?: number; errors?: Array<{ reason?: string; message?: string; location?: string }> }>;
 }
 
 /**
- * tabledata.insertAll through the real client, with every retry of the library turned off:
- * `raw` rows carry our insertIds (the library would invent new ones per call) and
- * `partialRetries: 0` stops it from resending rows by itself. Retries belong to the route.
+ * tabledata.insertAll through the real client, with every retry of the library turned off. The
+ * request is made with the table's own `request()` rather than `insert()`: rows carry our insertIds
+ * (insert() would invent new ones per call unless `raw`), nothing is resent by the library
+ * (insert() resends partial failures unless `partialRetries: 0`), and per-row failures are read
+ * from the answer. Retries belong to the route.
  */
 export class BigQuerySink implements Sink {
   private readonly client: BigQuery;
@@ -51,24 +57,24 @@ export class BigQuerySink implements Sink {
 
   async insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
     const target = this.client.dataset(table.datasetId, { projectId: table.projectId }).table(table.tableId);
+    // The body that table.insert({raw: true}) sends, serialized here once: handed over as an object,
+    // the client deep-copies every row several times and rewrites "{{projectId}}" inside row values.
+    const body = JSON.stringify({ skipInvalidRows: false, ignoreUnknownValues: false, rows });
+    let response: InsertAllResponse;
     try {
-      await this.withTimeout(target.insert(rows, { raw: true, partialRetries: 0, skipInvalidRows: false, ignoreUnknownValues: false }), table);
-      return { failures: [] };
+      const [answer] = await this.withTimeout(target.request({ method: 'POST', uri: '/insertAll', body, headers: { 'Content-Type': 'application/json' } }), table);
+      response = (typeof answer === 'string' ? JSON.parse(answer) : answer) as InsertAllResponse;
     } catch (err) {
       if (err instanceof TributaryError) throw err;
-      const shape = err as ApiErrorShape;
-      const insertErrors = shape.response?.insertErrors;
-      if ((err as Error).name === 'PartialFailureError' && Array.isArray(insertErrors)) {
-        const failures: RowFailure[] = [];
-        for (const entry of insertErrors) {
-          for (const e of entry.errors ?? []) {
-            failures.push({ index: entry.index ?? -1, reason: e.reason ?? 'unknown', message: e.message ?? '', location: e.location ?? '' });
-          }
-        }
-        return { failures };
-      }
       throw classifyBigQueryError(err, table);
     }
+    const failures: RowFailure[] = [];
+    for (const entry of response?.insertErrors ?? []) {
+      for (const e of entry.errors ?? []) {
+        failures.push({ index: entry.index ?? -1, reason: e.reason ?? 'unknown', message: e.message ?? '', location: e.location ?? '' });
+      }
+    }
+    return { failures };
   }
 
   async getTableSchema(table: TableRef): Promise<TableSchema> {

@@ -11,9 +11,12 @@ export function decodePayload(schema: CompiledSchema, data: Buffer, bodyOffset: 
     if (encoding === 'JSON') {
       return schema.type.fromString(data.toString('utf8', bodyOffset));
     }
-    const body = bodyOffset === 0 ? data : data.subarray(bodyOffset);
-    // fromBuffer rejects both truncated payloads and trailing bytes.
-    return schema.type.fromBuffer(body);
+    // decode() reads in place (no view of the body per message); like fromBuffer, it must reject
+    // both a truncated payload and trailing bytes.
+    const { value, offset } = schema.type.decode(data, bodyOffset) as { value: unknown; offset: number };
+    if (offset < 0) throw new Error('truncated buffer');
+    if (offset < data.length) throw new Error('trailing data');
+    return value;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new TributaryError('DECODE_FAILED', `payload does not decode with schema ${schema.key} (${encoding}): ${reason.slice(0, 300)}`);

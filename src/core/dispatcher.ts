@@ -4,10 +4,12 @@ import { decodePayload } from './decoder.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, Envelope, Logger } from './ports.js';
 import type { RoutePipeline } from './route-pipeline.js';
+import { jsonByteLength } from './row-size.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
-import type { Row } from './table-schema.js';
+import { bigQueryFieldsFor } from './row-converter.js';
+import type { Row, TableField } from './table-schema.js';
 
 /** Optional columns filled from the Pub/Sub message rather than the record. */
 export interface MetadataColumns {
@@ -29,6 +31,12 @@ export interface DispatcherDeps {
   retry: BackoffPolicy & { maxAttempts: number };
   /** Rows larger than this can never be inserted. */
   maxRowBytes: number;
+  /**
+   * The flow-control window: once this many messages are unsettled, the source hands out no more
+   * until some settle, so batches still filling are sent at once instead of waiting for their age
+   * limit with the whole window held in them.
+   */
+  flushAtUnsettled?: number;
 }
 
 /**
@@ -37,13 +45,35 @@ export interface DispatcherDeps {
  */
 export class Dispatcher {
   private fetching = 0;
+  private handled = 0;
+  private windowFull = false;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
   private readonly stop = new AbortController();
+  /** Per schema, per route: the columns its rows have (null when they cannot be described). */
+  private readonly shapes = new WeakMap<CompiledSchema, Map<string, readonly TableField[] | null>>();
 
   constructor(private readonly deps: DispatcherDeps) {}
 
   handle(envelope: Envelope): void {
+    this.handled++;
+    this.dispatch(envelope);
+    const full = this.windowIsFull();
+    // Edge-triggered: one flush each time the window fills, not one per message while it stays full.
+    if (full && !this.windowFull) this.flushRoutes();
+    this.windowFull = full;
+  }
+
+  private windowIsFull(): boolean {
+    const limit = this.deps.flushAtUnsettled;
+    return limit !== undefined && this.handled - this.deps.settler.settled >= limit;
+  }
+
+  private flushRoutes(): void {
+    for (const route of this.deps.routes.values()) route.pipeline.flush();
+  }
+
+  private dispatch(envelope: Envelope): void {
     if (this.draining) {
       this.deps.settler.nack([envelope], 'unrouted', 'SHUTTING_DOWN');
       return;
@@ -60,7 +90,11 @@ export class Dispatcher {
       this.fetching++;
       void this.fetchThenProcess(envelope, ref, bodyOffset).finally(() => {
         this.fetching--;
-        if (this.fetching === 0) this.wake();
+        if (this.fetching === 0) {
+          // The window may have filled while these waited for their schema: no flush found them then.
+          if (this.windowIsFull()) this.flushRoutes();
+          this.wake();
+        }
       });
     } catch (err) {
       this.fail(envelope, err, undefined, key);
@@ -132,14 +166,28 @@ export class Dispatcher {
       const route = this.deps.routes.get(routeName);
       if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
       addMetadata(row, route.metadata, envelope);
-      const bytes = Buffer.byteLength(JSON.stringify(row));
+      const bytes = jsonByteLength(row);
       if (bytes > this.deps.maxRowBytes) {
         throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
       }
-      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key });
+      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
     } catch (err) {
       this.fail(envelope, err, routeName, schema.key);
     }
+  }
+
+  private shapeOf(schema: CompiledSchema, routeName: string, metadata: MetadataColumns): readonly TableField[] | null {
+    let perRoute = this.shapes.get(schema);
+    if (perRoute === undefined) {
+      perRoute = new Map();
+      this.shapes.set(schema, perRoute);
+    }
+    let shape = perRoute.get(routeName);
+    if (shape === undefined) {
+      shape = rowShape(schema, metadata);
+      perRoute.set(routeName, shape);
+    }
+    return shape;
   }
 
   private fail(envelope: Envelope, err: unknown, route: string | undefined, key: string | undefined): void {
@@ -163,9 +211,41 @@ function convert(schema: CompiledSchema, value: unknown): Row {
   }
 }
 
+/**
+ * Messages of one publish request share a publish time, so a backlog repeats each one many times
+ * over: the last one formatted is kept rather than a Date and a string made per message.
+ */
+let lastPublishTimeMs = Number.NaN;
+let lastPublishTime = '';
+
+function formatPublishTime(ms: number): string {
+  if (ms !== lastPublishTimeMs) {
+    lastPublishTime = new Date(ms).toISOString();
+    lastPublishTimeMs = ms;
+  }
+  return lastPublishTime;
+}
+
+/** The columns of every row convert() and addMetadata() write for this schema and route. */
+function rowShape(schema: CompiledSchema, metadata: MetadataColumns): readonly TableField[] | null {
+  let fields: TableField[];
+  try {
+    fields = bigQueryFieldsFor(schema.definition);
+  } catch {
+    return null;
+  }
+  const extra: TableField[] = [];
+  if (metadata.messageId) extra.push({ name: metadata.messageId, type: 'STRING', mode: 'REQUIRED' });
+  if (metadata.publishTime) extra.push({ name: metadata.publishTime, type: 'TIMESTAMP', mode: 'REQUIRED' });
+  if (metadata.subscription) extra.push({ name: metadata.subscription, type: 'STRING', mode: 'REQUIRED' });
+  if (metadata.attributes) extra.push({ name: metadata.attributes, type: 'STRING', mode: 'REQUIRED' });
+  // A metadata column replaces a record field of the same name (addMetadata overwrites it).
+  return [...fields.filter((f) => !extra.some((m) => m.name === f.name)), ...extra];
+}
+
 function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): void {
   if (columns.messageId) row[columns.messageId] = envelope.id;
-  if (columns.publishTime) row[columns.publishTime] = new Date(envelope.publishTimeMs).toISOString();
+  if (columns.publishTime) row[columns.publishTime] = formatPublishTime(envelope.publishTimeMs);
   if (columns.subscription) row[columns.subscription] = envelope.subscription;
   if (columns.attributes) row[columns.attributes] = JSON.stringify(envelope.attributes);
 }

@@ -13,6 +13,12 @@ export type RowValidation =
 
 export interface RowValidator {
   validate(row: Row): RowValidation;
+  /**
+   * True when every row shaped by `fields` (the columns a row converter produces, with their types
+   * and modes) passes validate(): the check is then made once per schema instead of once per row.
+   * False means "not proven", never "invalid".
+   */
+  proves(fields: readonly TableField[]): boolean;
 }
 
 export interface RowValidatorOptions {
@@ -224,7 +230,37 @@ function checkDatetime(s: string): DateCheck {
   return date.ok ? checkTimeParts('DATETIME', s, m[4], m[5], m[6]) : date;
 }
 
+/** Two decimal digits at `i`, or -1. */
+function twoDigits(s: string, i: number): number {
+  const a = s.charCodeAt(i) - 48;
+  const b = s.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * The form the row converter writes, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, checked without a regex: it is
+ * what almost every TIMESTAMP value looks like. False means "not this form or not valid", and the
+ * general check then decides and explains.
+ */
+function isCanonicalTimestamp(s: string): boolean {
+  if (s.length !== 27 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84) return false;
+  if (s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(26) !== 90) return false;
+  for (let i = 20; i < 26; i++) if (!isDigit(s.charCodeAt(i))) return false;
+  const century = twoDigits(s, 0);
+  const yy = twoDigits(s, 2);
+  const month = twoDigits(s, 5);
+  const day = twoDigits(s, 8);
+  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1) return false;
+  const year = century * 100 + yy;
+  if (year < 1 || day > daysInMonth(year, month)) return false;
+  const hour = twoDigits(s, 11);
+  const minute = twoDigits(s, 14);
+  const second = twoDigits(s, 17);
+  return hour >= 0 && hour <= 23 && minute >= 0 && minute <= 59 && second >= 0 && second <= 59;
+}
+
 function checkTimestampString(s: string): DateCheck {
+  if (isCanonicalTimestamp(s)) return OK;
   const m = TIMESTAMP_RE.exec(s);
   if (m === null) return { ok: false, problem: `: TIMESTAMP needs "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][zone]" or seconds since the epoch, got ${describe(s)}` };
   const date = checkDateParts('TIMESTAMP', s, m);
@@ -465,6 +501,73 @@ function compileColumn(field: TableField): Check {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Proof that a row shape fits the table
+
+const STANDARD_TYPES: Readonly<Record<string, string>> = {
+  INTEGER: 'INT64',
+  FLOAT: 'FLOAT64',
+  BOOLEAN: 'BOOL',
+  STRUCT: 'RECORD',
+  DECIMAL: 'NUMERIC',
+  BIGDECIMAL: 'BIGNUMERIC',
+};
+
+function standardType(type: string): string {
+  const upper = type.toUpperCase();
+  return STANDARD_TYPES[upper] ?? upper;
+}
+
+/** Types whose every well-formed value from the row converter is also valid for the column. */
+const PROVABLE_TYPES: ReadonlySet<string> = new Set(['INT64', 'FLOAT64', 'BOOL', 'STRING', 'BYTES', 'TIMESTAMP', 'DATETIME', 'DATE', 'TIME', 'NUMERIC', 'BIGNUMERIC', 'RECORD']);
+
+/**
+ * `produced` are the columns of the rows (every field always present, REQUIRED ones never null),
+ * `table` the destination's. Conservative: anything it cannot vouch for is "not proven".
+ */
+function fieldsFit(produced: readonly TableField[], table: readonly TableField[]): boolean {
+  const byName = new Map<string, TableField>();
+  for (const column of table) byName.set(column.name, column);
+  const seen = new Set<string>();
+  for (const field of produced) {
+    const lower = field.name.toLowerCase();
+    if (seen.has(lower)) return false;
+    seen.add(lower);
+    const column = byName.get(field.name);
+    if (column === undefined || !fieldFits(field, column)) return false;
+  }
+  // A REQUIRED column the rows never fill would fail every row; a case-variant would be matched by
+  // the validator where this proof matched nothing.
+  for (const column of table) {
+    if (!seen.has(column.name.toLowerCase())) {
+      if (column.mode === 'REQUIRED') return false;
+    } else if (!produced.some((f) => f.name === column.name)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function fieldFits(field: TableField, column: TableField): boolean {
+  const type = standardType(field.type);
+  if (!PROVABLE_TYPES.has(type) || standardType(column.type) !== type) return false;
+  const mode = field.mode ?? 'NULLABLE';
+  const columnMode = column.mode ?? 'NULLABLE';
+  if (mode === 'REPEATED' || columnMode === 'REPEATED') {
+    if (mode !== columnMode) return false;
+  } else if (columnMode === 'REQUIRED' && mode !== 'REQUIRED') {
+    return false;
+  }
+  if (type === 'RECORD') return fieldsFit(field.fields ?? [], column.fields ?? []);
+  if (type === 'NUMERIC' || type === 'BIGNUMERIC') {
+    // The converter writes at most P - S integer digits (P, S of the Avro decimal).
+    const fallback = type === 'NUMERIC' ? 29 : 38;
+    const produced = field.precision === undefined ? fallback : Number(field.precision) - Number(field.scale ?? 0);
+    return Number.isInteger(produced) && produced <= integerDigits(column, fallback);
+  }
+  return true;
+}
+
 /**
  * Compiles a validator for rows bound for a table with this schema. Compile once per table schema
  * and reuse; validate() is synchronous and does not retain the row.
@@ -473,7 +576,16 @@ export function createRowValidator(schema: TableSchema, options: RowValidatorOpt
   const record = compileRecord(schema.fields);
   const root: PathNode = { parent: undefined, key: '' };
   const ctx: Context = { unknownFields: options.unknownFields, dropped: undefined };
+  const proofs = new WeakMap<readonly TableField[], boolean>();
   return {
+    proves(fields: readonly TableField[]): boolean {
+      let proven = proofs.get(fields);
+      if (proven === undefined) {
+        proven = fieldsFit(fields, schema.fields);
+        proofs.set(fields, proven);
+      }
+      return proven;
+    },
     validate(row: Row): RowValidation {
       if (typeof row !== 'object' || row === null || Array.isArray(row)) {
         return { ok: false, code: 'ROW_INVALID', field: '', message: `a row must be an object, got ${describe(row)}` };

@@ -20,6 +20,8 @@ export interface CompiledSchema {
   readonly toRow: (value: unknown) => Row;
   /** Full name of the top-level record. */
   readonly recordName: string;
+  /** The schema as the registry gave it (the compiled type does not keep every attribute). */
+  readonly definition: AvroSchema;
 }
 
 export interface SchemaCacheEvents {
@@ -40,7 +42,7 @@ export function compileSchema(key: string, definition: string): CompiledSchema {
     if (type.typeName !== 'record' && type.typeName !== 'error') {
       throw new Error(`the top-level type is ${type.typeName}, not a record`);
     }
-    return { key, type, toRow: createRowConverter(schema), recordName: type.name ?? '' };
+    return { key, type, toRow: createRowConverter(schema), recordName: type.name ?? '', definition: schema };
   } catch (err) {
     if (err instanceof TributaryError) throw err;
     throw new TributaryError('SCHEMA_INVALID', `schema ${key} is not a usable Avro record schema: ${(err as Error).message}`);

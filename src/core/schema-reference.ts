@@ -27,9 +27,38 @@ export const TRIBUTARY_SCHEMA_ATTRIBUTES = {
 export const CONFLUENT_MAGIC_BYTE = 0;
 export const CONFLUENT_HEADER_BYTES = 5;
 
+/**
+ * A stream carries a handful of Confluent ids, each on thousands of messages: the reference and the
+ * key of each id are made once, so a message allocates neither, and the cache lookup hashes a
+ * string whose hash is already known. Bounded against a producer that invents ids.
+ */
+const MAX_REMEMBERED_IDS = 10_000;
+const confluentReferences = new Map<number, { ref: SchemaReference; bodyOffset: number }>();
+const confluentKeys = new Map<number, string>();
+
+function confluentReference(id: number): { ref: SchemaReference; bodyOffset: number } {
+  let entry = confluentReferences.get(id);
+  if (entry === undefined) {
+    if (confluentReferences.size >= MAX_REMEMBERED_IDS) confluentReferences.clear();
+    entry = { ref: { kind: 'confluent', id }, bodyOffset: CONFLUENT_HEADER_BYTES };
+    confluentReferences.set(id, entry);
+  }
+  return entry;
+}
+
+function confluentKey(id: number): string {
+  let key = confluentKeys.get(id);
+  if (key === undefined) {
+    if (confluentKeys.size >= MAX_REMEMBERED_IDS) confluentKeys.clear();
+    key = `confluent:${id}`;
+    confluentKeys.set(id, key);
+  }
+  return key;
+}
+
 /** Stable cache key for a reference; also what the directory registry names its files after. */
 export function schemaKey(ref: SchemaReference): string {
-  return ref.kind === 'pubsub' ? `${ref.schema}@${ref.revisionId}` : `confluent:${ref.id}`;
+  return ref.kind === 'pubsub' ? `${ref.schema}@${ref.revisionId}` : confluentKey(ref.id);
 }
 
 function readEncoding(value: string | undefined): SchemaEncoding {
@@ -45,7 +74,7 @@ function readEncoding(value: string | undefined): SchemaEncoding {
 export function readSchemaReference(
   attributes: Readonly<Record<string, string>>,
   data: Buffer,
-): { ref: SchemaReference; bodyOffset: number } {
+): { readonly ref: SchemaReference; readonly bodyOffset: number } {
   const name = attributes[PUBSUB_SCHEMA_ATTRIBUTES.name] ?? attributes[TRIBUTARY_SCHEMA_ATTRIBUTES.name];
   const revision = attributes[PUBSUB_SCHEMA_ATTRIBUTES.revisionId] ?? attributes[TRIBUTARY_SCHEMA_ATTRIBUTES.revisionId];
   if (name !== undefined || revision !== undefined) {
@@ -56,7 +85,7 @@ export function readSchemaReference(
     return { ref: { kind: 'pubsub', schema: name, revisionId: revision, encoding }, bodyOffset: 0 };
   }
   if (data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE) {
-    return { ref: { kind: 'confluent', id: data.readUInt32BE(1) }, bodyOffset: CONFLUENT_HEADER_BYTES };
+    return confluentReference(data.readUInt32BE(1));
   }
   const why = data.length === 0 ? 'the payload is empty' : data.length < CONFLUENT_HEADER_BYTES && data[0] === 0 ? 'the payload is shorter than the 5-byte Confluent header' : `the payload does not start with the Confluent magic byte 0x00 (first byte 0x${(data[0] ?? 0).toString(16).padStart(2, '0')})`;
   throw new TributaryError('NO_SCHEMA_REFERENCE', `no schema reference: no ${PUBSUB_SCHEMA_ATTRIBUTES.name}/${PUBSUB_SCHEMA_ATTRIBUTES.revisionId} attributes and ${why}`);

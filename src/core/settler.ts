@@ -17,6 +17,7 @@ export interface DeadLetterRequest {
  */
 export class Settler {
   private pendingDeadLetters = 0;
+  private settledCount = 0;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -33,6 +34,7 @@ export class Settler {
 
   ack(envelopes: readonly Envelope[], route: string): void {
     if (envelopes.length === 0) return;
+    this.settledCount += envelopes.length;
     const now = this.clock.now();
     let oldest = 0;
     for (const envelope of envelopes) {
@@ -45,6 +47,7 @@ export class Settler {
 
   nack(envelopes: readonly Envelope[], route: string, code: ErrorCode): void {
     if (envelopes.length === 0) return;
+    this.settledCount += envelopes.length;
     for (const envelope of envelopes) envelope.nack();
     this.observer.settled(route, 'nacked', code, envelopes.length, 0);
   }
@@ -75,9 +78,15 @@ export class Settler {
         'Dead-letter publish failed; message nacked for redelivery.',
       );
     } finally {
+      this.settledCount++;
       this.pendingDeadLetters--;
       if (this.pendingDeadLetters === 0) this.wakeIdle();
     }
+  }
+
+  /** Messages settled so far, every outcome counted. */
+  get settled(): number {
+    return this.settledCount;
   }
 
   get deadLettersInFlight(): number {

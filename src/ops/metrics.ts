@@ -34,13 +34,17 @@ export class Metrics implements PipelineObserver {
   private readonly lastRouteReason = new Map<string, string>();
   private inFlightSources: Array<() => InFlightSnapshot> = [];
   private schemaCacheSize: () => number = () => 0;
+  private readonly pendingReceived = new Map<string, { count: number; bytes: number }>();
+  private pendingCacheHits = 0;
 
   constructor(options: { version?: string } = {}) {
     const registers = [this.registry];
     // prom-client's names already start with process_ or nodejs_: the prefix makes tributary_process_*, tributary_nodejs_*.
     collectDefaultMetrics({ register: this.registry, prefix: 'tributary_' });
-    this.receivedTotal = new Counter({ name: 'tributary_messages_received_total', help: 'Messages received from Pub/Sub.', labelNames: ['subscription'], registers });
-    this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers });
+    // Both counters are brought up to date whenever either is read.
+    const flushReceived = (): void => this.flushReceived();
+    this.receivedTotal = new Counter({ name: 'tributary_messages_received_total', help: 'Messages received from Pub/Sub.', labelNames: ['subscription'], registers, collect: flushReceived });
+    this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers, collect: flushReceived });
     this.settledTotal = new Counter({
       name: 'tributary_messages_settled_total',
       help: 'Messages settled: acked after insert, dead-lettered (then acked), or nacked for redelivery; code is the error code or "none".',
@@ -127,7 +131,15 @@ export class Metrics implements PipelineObserver {
       },
     });
     new Gauge({ name: 'tributary_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set({ version: options.version ?? 'unknown' }, 1);
-    this.schemaCacheHits = new Counter({ name: 'tributary_schema_cache_hits_total', help: 'Schema lookups served from the cache.', registers });
+    this.schemaCacheHits = new Counter({
+      name: 'tributary_schema_cache_hits_total',
+      help: 'Schema lookups served from the cache.',
+      registers,
+      collect: () => {
+        if (this.pendingCacheHits > 0) this.schemaCacheHits.inc(this.pendingCacheHits);
+        this.pendingCacheHits = 0;
+      },
+    });
     this.schemaCacheMisses = new Counter({ name: 'tributary_schema_cache_misses_total', help: 'Schema lookups not served from the cache (they fetched, or waited on a fetch in progress); fetches are counted by tributary_schema_fetch_duration_seconds_count.', registers });
     this.schemaFetchDuration = new Histogram({
       name: 'tributary_schema_fetch_duration_seconds',
@@ -147,9 +159,32 @@ export class Metrics implements PipelineObserver {
     this.schemaCacheSize = size;
   }
 
+  /**
+   * Called for every message: counted in a plain map and handed to prom-client when the registry
+   * is read, so a message costs no label lookup.
+   */
   received(subscription: string, count: number, bytes: number): void {
-    this.receivedTotal.inc({ subscription }, count);
-    this.receivedBytes.inc({ subscription }, bytes);
+    const entry = this.pendingReceived.get(subscription);
+    if (entry === undefined) {
+      this.pendingReceived.set(subscription, { count, bytes });
+    } else {
+      entry.count += count;
+      entry.bytes += bytes;
+    }
+  }
+
+  /** Called for every message, like received(). */
+  schemaCacheHit(): void {
+    this.pendingCacheHits++;
+  }
+
+  private flushReceived(): void {
+    for (const [subscription, entry] of this.pendingReceived) {
+      if (entry.count > 0) this.receivedTotal.inc({ subscription }, entry.count);
+      if (entry.bytes > 0) this.receivedBytes.inc({ subscription }, entry.bytes);
+      entry.count = 0;
+      entry.bytes = 0;
+    }
   }
 
   settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void {
