@@ -146,7 +146,7 @@ describe('fault injection: dependencies', () => {
     expect(failures).toBeGreaterThan(0);
     expect(c.deadLettered).toBe(poison.length);
     expect(c.lost).toEqual([]);
-  });
+  }, 120_000);
 
   it('registry outage for a window → retried, nothing dead-lettered, resumes', async () => {
     registry = await startConfluentRegistryServer();
