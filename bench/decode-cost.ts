@@ -1,3 +1,5 @@
+import avro from 'avsc';
+import { bigintLong } from '../src/core/avro-type.js';
 import { decodePayload } from '../src/core/decoder.js';
 import { SchemaCache, compileSchema } from '../src/core/schema-cache.js';
 import { readSchemaReference, schemaKey } from '../src/core/schema-reference.js';
@@ -89,7 +91,35 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
       unit: 'x',
       ...(name === 'access' ? { target: atLeast(naiveVsCached, 20) } : {}),
     });
-    detail[name] = { nsPerOpRounds: run.rounds };
+    // The hostile-input guard (checked counts, UTF-8 strings) against plain avsc with the same
+    // options otherwise: decode alone, the part the guard touches.
+    const cached = cache.getCached(schemaKey({ kind: 'confluent', id: kind.schemaId }));
+    if (cached === undefined) throw new Error('schema not cached');
+    const plain = avro.Type.forSchema(kind.schema as avro.Schema, {
+      wrapUnions: true,
+      typeHook: (s: avro.Schema) => (s === 'long' || (typeof s === 'object' && s !== null && (s as { type?: unknown }).type === 'long') ? bigintLong : undefined),
+    } as Partial<avro.ForSchemaOptions>);
+    const bodies = framed.map((b) => b.subarray(5));
+    const guard = sideBySide(
+      {
+        guarded: (ops) => {
+          let n = 0;
+          for (let i = 0; i < ops; i++) n += (cached.type.fromBuffer(bodies[i & (MESSAGES - 1)] as Buffer) as object) === null ? 0 : 1;
+          return n;
+        },
+        plain: (ops) => {
+          let n = 0;
+          for (let i = 0; i < ops; i++) n += (plain.fromBuffer(bodies[i & (MESSAGES - 1)] as Buffer) as object) === null ? 0 : 1;
+          return n;
+        },
+      },
+      options,
+    );
+    const guardRatio = guard.ratio('guarded', 'plain');
+    results.add({ section, name: `decode_${name}_guarded_ns`, label: `${label}: decode with the hostile-input guard`, value: guard.nsPerOp.guarded as number, unit: 'ns/msg' });
+    results.add({ section, name: `decode_${name}_unguarded_ns`, label: `${label}: decode with plain avsc`, value: guard.nsPerOp.plain as number, unit: 'ns/msg' });
+    results.add({ section, name: `decode_${name}_guard_ratio`, label: `${label}: guarded / plain avsc decode`, value: guardRatio, unit: 'x' });
+    detail[name] = { nsPerOpRounds: run.rounds, guardNsPerOpRounds: guard.rounds };
   }
   results.detail('decodeCost', detail);
 }

@@ -5,7 +5,7 @@ import avro from 'avsc';
  * avsc's default `long` throws beyond 2^53; this one is backed by BigInt so every long decodes
  * exactly. Values arrive as `bigint` whatever their size.
  */
-const bigintLong = avro.types.LongType.__with({
+export const bigintLong = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
   toBuffer: (n: bigint) => {
     const buf = Buffer.alloc(8);
@@ -23,7 +23,7 @@ const bigintLong = avro.types.LongType.__with({
  * decode hostile payloads through it, so a change of avsc's internals fails them loudly.
  */
 interface Tap {
-  buf: Buffer;
+  buf: Buffer & { utf8Slice(start: number, end: number): string };
   pos: number;
   readLong(): number;
   skipLong(): void;
@@ -133,12 +133,15 @@ class GuardedArrayType extends avro.types.ArrayType {
   _read(tap: Tap): unknown[] {
     const items = (this as unknown as InternalType).itemsType as InternalType;
     const itemBytes = minEncodedSize(items);
-    const values: unknown[] = [];
+    let values: unknown[] | undefined;
+    let at = 0;
     let n: number;
     while ((n = readBlockCount(tap, itemBytes, 'array')) !== 0) {
-      for (let i = 0; i < n; i++) values.push(items._read(tap));
+      // Sized from the first block, as avsc does: safe now that the count has been checked.
+      values ??= new Array<unknown>(n);
+      for (let i = 0; i < n; i++) values[at++] = items._read(tap);
     }
-    return values;
+    return values ?? [];
   }
 }
 
@@ -172,7 +175,7 @@ function readString(tap: Tap): string {
     return '';
   }
   tap.pos = start + len;
-  const text = buf.toString('utf8', start, start + len);
+  const text = buf.utf8Slice(start, start + len);
   if (text.includes('\uFFFD') && !isUtf8(buf.subarray(start, start + len))) {
     throw decodeError(`a string of ${len} bytes at offset ${start} is not valid UTF-8`);
   }
