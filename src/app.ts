@@ -187,16 +187,9 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
       // Nothing new is processed from here on; the streams stay open until the drain is over so
       // that its acks are delivered, then close() nacks what is left.
       for (const source of sources) source.pause();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), config.shutdown.drainTimeoutMs);
-      });
-      const result = await Promise.race([dispatcher.drain().then(() => 'drained' as const), deadline]);
-      clearTimeout(timer);
-      if (result === 'timeout') {
-        logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left is nacked for redelivery.');
-        dispatcher.abort();
-      }
+      const drained = await drainWithin(dispatcher, config.shutdown.drainTimeoutMs, () =>
+        logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left is nacked for redelivery.'),
+      );
       await Promise.allSettled(sources.map((s) => s.close()));
       await deadLetters.close().catch(() => undefined);
       await pubsub.close().catch(() => undefined);
@@ -204,12 +197,29 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
       if (deps.sink === undefined) await sink.close?.().catch((err: unknown) => logger.warn({ err: String(err) }, 'Closing the sink failed.'));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      logger.info({ drained: result === 'drained' }, 'tributary stopped.');
-      return { drained: result === 'drained' };
+      logger.info({ drained }, 'tributary stopped.');
+      return { drained };
     })();
     return stopping;
   };
   return { metrics, port, stop };
+}
+
+/**
+ * Settles everything in flight, or after `timeoutMs` calls `onTimeout` and aborts: retries stop
+ * waiting and what is left is nacked. Resolves true when everything was settled in time.
+ */
+export async function drainWithin(dispatcher: Dispatcher, timeoutMs: number, onTimeout: () => void): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const result = await Promise.race([dispatcher.drain().then(() => 'drained' as const), deadline]);
+  clearTimeout(timer);
+  if (result === 'drained') return true;
+  onTimeout();
+  dispatcher.abort();
+  return false;
 }
 
 export async function checkDeadLetterTopic(deadLetters: PubSubDeadLetterPublisher, topic: string, logger: Logger): Promise<void> {

@@ -1,7 +1,7 @@
 import { PubSub, type Topic } from '@google-cloud/pubsub';
 import { PubSubDeadLetterPublisher } from '../adapters/pubsub-dead-letter.js';
 import { PubSubPullReader } from '../adapters/pubsub-pull-reader.js';
-import { checkDeadLetterTopic, createPipeline, createSink, StartupError, type Pipeline } from '../app.js';
+import { checkDeadLetterTopic, createPipeline, createSink, drainWithin, StartupError, type Pipeline } from '../app.js';
 import { topicPath, type Config } from '../config.js';
 import type { ErrorCode, TributaryError } from '../errors.js';
 import { systemClock, type Clock, type DeadLetterContext, type DeadLetterPublisher, type Envelope, type Logger, type Sink } from '../core/ports.js';
@@ -260,16 +260,9 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
 
     if (pipeline) {
       const { dispatcher } = pipeline;
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), config.shutdown.drainTimeoutMs);
-      });
-      const result = await Promise.race([dispatcher.drain().then(() => 'drained' as const), deadline]);
-      clearTimeout(timer);
-      if (result === 'timeout') {
-        logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left stays in the dead-letter subscription.');
-        dispatcher.abort();
-      }
+      await drainWithin(dispatcher, config.shutdown.drainTimeoutMs, () =>
+        logger.warn({ unsettled: dispatcher.unsettled }, 'Drain timeout: what is left stays in the dead-letter subscription.'),
+      );
     }
     while (inFlight > 0) await changed();
     progress?.stop();

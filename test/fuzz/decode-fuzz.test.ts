@@ -5,6 +5,7 @@ import { MAX_ZERO_SIZE_ITEMS } from '../../src/core/avro-type.js';
 import { decodePayload } from '../../src/core/decoder.js';
 import { compileSchema, type CompiledSchema } from '../../src/core/schema-cache.js';
 import { TributaryError } from '../../src/errors.js';
+import { varint } from '../support/avro-wire.js';
 import { accessRecord, accessV2, audit, auditRecord, encode, metric, metricRecord } from '../support/log-schemas.js';
 
 /*
@@ -72,18 +73,6 @@ function decodeOrFail(schema: CompiledSchema, data: Buffer): 'ok' | string {
   }
 }
 
-/** Zig-zag varint of a non-negative count, as Avro writes block counts. */
-function varint(n: number): Buffer {
-  const bytes: number[] = [];
-  let z = BigInt(n) * 2n;
-  do {
-    let b = Number(z & 0x7fn);
-    z >>= 7n;
-    if (z > 0n) b |= 0x80;
-    bytes.push(b);
-  } while (z > 0n);
-  return Buffer.from(bytes);
-}
 
 /** Mutations that target what decoders trust: counts, lengths, union indexes, the end. */
 const mutation = (len: number): fc.Arbitrary<(b: Buffer) => Buffer> =>

@@ -4,24 +4,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { unwrapDeadLetter } from '../../src/core/dead-letter-attributes.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
+import { varint } from '../support/avro-wire.js';
 import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { accessRecord, accessV1, encode, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
 import { Harness } from '../support/worker-harness.js';
 
 const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time }';
 
-/** Zig-zag varint of a non-negative count, as Avro writes block counts. */
-function varint(n: number): Buffer {
-  const bytes: number[] = [];
-  let z = BigInt(n) * 2n;
-  do {
-    let b = Number(z & 0x7fn);
-    z >>= 7n;
-    if (z > 0n) b |= 0x80;
-    bytes.push(b);
-  } while (z > 0n);
-  return Buffer.from(bytes);
-}
 
 describe('hostile input through the worker', () => {
   let h: Harness;
