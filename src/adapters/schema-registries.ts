@@ -9,6 +9,12 @@ import type { SchemaReference } from '../core/schema-reference.js';
 const GRPC_NOT_FOUND = 5;
 const GRPC_INVALID_ARGUMENT = 3;
 
+/**
+ * One schema-service call is cut here (the client would retry on its own for minutes); the
+ * schema cache's caller retries with backoff, so a message's worst-case settle time stays bounded.
+ */
+const SCHEMA_SERVICE_TIMEOUT_MS = 10_000;
+
 /** Pub/Sub's schema service: the exact revision a message names. */
 export class PubSubSchemaRegistry implements SchemaRegistry {
   readonly name = 'pubsub';
@@ -20,7 +26,13 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
     const client = await this.pubsub.getSchemaClient();
     const name = `${ref.schema}@${ref.revisionId}`;
     try {
-      const [schema] = await client.getSchema({ name, view: 'FULL' });
+      const call = client.getSchema({ name, view: 'FULL' });
+      call.catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`)), SCHEMA_SERVICE_TIMEOUT_MS);
+      });
+      const [schema] = await Promise.race([call, timeout]).finally(() => clearTimeout(timer));
       if (schema.type !== 'AVRO' && schema.type !== 1) {
         throw new TributaryError('SCHEMA_INVALID', `schema ${name} is of type ${String(schema.type)}, not AVRO`);
       }
