@@ -150,7 +150,8 @@ class GuardedMapType extends avro.types.MapType {
     const values = (this as unknown as InternalType).valuesType as InternalType;
     // Each entry is a key (a length varint at least) and a value.
     const entryBytes = 1 + minEncodedSize(values);
-    const map: Record<string, unknown> = {};
+    // No prototype: a key "__proto__" on the wire is an entry like any other, not a prototype.
+    const map = Object.create(null) as Record<string, unknown>;
     let n: number;
     while ((n = readBlockCount(tap, entryBytes, 'map')) !== 0) {
       for (let i = 0; i < n; i++) {

@@ -170,6 +170,19 @@ describe('decoding hostile payloads', () => {
     }
   });
 
+  it('a map key "__proto__" is an entry like any other', () => {
+    // A literal's __proto__ is special in JavaScript too: the map is built without a prototype.
+    const headers = Object.create(null) as Record<string, string>;
+    headers['__proto__'] = 'x';
+    headers.host = 'h';
+    const withProto = encode(accessV2, { ...accessRecord(1), headers, latency_ms: null });
+    const row = schemas.access!.toRow(decodePayload(schemas.access!, withProto, 0, 'BINARY'));
+    expect(row.headers).toEqual([
+      { key: '__proto__', value: 'x' },
+      { key: 'host', value: 'h' },
+    ]);
+  });
+
   it('a string that is not valid UTF-8 fails instead of being altered', () => {
     const good = encode(metric, { name: 'ok', value: 1, count: 1n });
     expect(decodeOrFail(schemas.metric!, good)).toBe('ok');
