@@ -75,6 +75,13 @@ export class FaultRig {
     return sub.name;
   }
 
+  /** A topic of its own with one subscription of the shortest ack deadline. */
+  async shortDeadlineTopic(): Promise<{ topic: Topic; subscription: string }> {
+    const [topic] = await this.h.pubsub.createTopic(uniqueName('kill-topic'));
+    const [sub] = await topic.createSubscription(uniqueName('kill-sub'), { ackDeadlineSeconds: 10 });
+    return { topic, subscription: sub.name };
+  }
+
   async writeConfig(extra = '', overrides: { subscription?: string; registry?: string; maxRows?: number } = {}): Promise<string> {
     const maxRows = overrides.maxRows ?? 200;
     const path = join(this.dir, `tributary-${++this.seq}.yaml`);
@@ -158,13 +165,13 @@ ${extra}`);
   }
 
   /** Publishes `total` messages in chunks spread over `durationMs` (a steady load). */
-  async publishSteady(total: number, durationMs: number, poisonEvery = 0): Promise<string[]> {
+  async publishSteady(total: number, durationMs: number, poisonEvery = 0, topic: Topic = this.h.topic): Promise<string[]> {
     const chunks = Math.max(1, Math.round(durationMs / 100));
     const per = Math.ceil(total / chunks);
     const ids: string[] = [];
     const started = Date.now();
     for (let c = 0; c < chunks && ids.length < total; c++) {
-      ids.push(...(await this.publish(Math.min(per, total - ids.length), poisonEvery)));
+      ids.push(...(await this.publish(Math.min(per, total - ids.length), poisonEvery, topic)));
       const due = started + ((c + 1) * durationMs) / chunks;
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait)); // pacing of the load generator
