@@ -9,8 +9,7 @@ export type SettleOutcome = 'acked' | 'nacked' | 'dead-lettered';
  */
 export interface PipelineObserver {
   received(subscription: string, count: number, bytes: number): void;
-  /** `settledAt` minus each message's publish time is its age at settle. */
-  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: ReadonlyArray<{ readonly publishTimeMs: number }>, settledAt: number): void;
+  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void;
   rowsInserted(route: string, table: string, rows: number, billedBytes: number): void;
   insertRequest(route: string, seconds: number, outcome: 'ok' | 'partial' | ErrorCode): void;
   batchFlushed(route: string, rows: number, bytes: number): void;

@@ -35,15 +35,21 @@ export class Settler {
   ack(envelopes: readonly Envelope[], route: string): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
-    for (const envelope of envelopes) envelope.ack();
-    this.observer.settled(route, 'acked', undefined, envelopes, this.clock.now());
+    const now = this.clock.now();
+    let oldest = 0;
+    for (const envelope of envelopes) {
+      envelope.ack();
+      const age = now - envelope.publishTimeMs;
+      if (age > oldest) oldest = age;
+    }
+    this.observer.settled(route, 'acked', undefined, envelopes.length, oldest);
   }
 
   nack(envelopes: readonly Envelope[], route: string, code: ErrorCode): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
     for (const envelope of envelopes) envelope.nack();
-    this.observer.settled(route, 'nacked', code, envelopes, this.clock.now());
+    this.observer.settled(route, 'nacked', code, envelopes.length, 0);
   }
 
   /** Publishes to the dead-letter topic, then acks; a failed publish nacks so nothing is lost. */
@@ -62,11 +68,11 @@ export class Settler {
         }
       }
       envelope.ack();
-      this.observer.settled(label, 'dead-lettered', error.code, [envelope], this.clock.now());
+      this.observer.settled(label, 'dead-lettered', error.code, 1, this.clock.now() - envelope.publishTimeMs);
       this.logger.warn({ messageId: envelope.id, route, code: error.code, reason: error.message }, 'Message dead-lettered.');
     } catch (err) {
       envelope.nack();
-      this.observer.settled(label, 'nacked', 'DEAD_LETTER_FAILED', [envelope], this.clock.now());
+      this.observer.settled(label, 'nacked', 'DEAD_LETTER_FAILED', 1, 0);
       this.logger.error(
         { messageId: envelope.id, route, code: error.code, err: err instanceof Error ? err.message : String(err) },
         'Dead-letter publish failed; message nacked for redelivery.',

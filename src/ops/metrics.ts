@@ -187,12 +187,9 @@ export class Metrics implements PipelineObserver {
     }
   }
 
-  /** One label lookup per call (a batch), one histogram observation per message. */
-  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: ReadonlyArray<{ readonly publishTimeMs: number }>, settledAt: number): void {
-    this.settledTotal.inc({ route, outcome, code: code ?? 'none' }, messages.length);
-    if (outcome === 'nacked') return;
-    const ages = this.settleAge.labels({ route, outcome });
-    for (const message of messages) ages.observe((settledAt - message.publishTimeMs) / 1000);
+  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void {
+    this.settledTotal.inc({ route, outcome, code: code ?? 'none' }, count);
+    if (outcome !== 'nacked') this.settleAge.observe({ route, outcome }, ageMs / 1000);
   }
 
   rowsInserted(route: string, table: string, rows: number, billedBytes: number): void {
