@@ -3,6 +3,7 @@ import { TributaryError, type ErrorCode } from '../errors.js';
 import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.js';
 import type { TableRef, TableSchema } from '../core/table-schema.js';
 import { formatTableRef } from '../core/table-schema.js';
+import { withTimeout } from './with-timeout.js';
 
 export interface BigQuerySinkOptions {
   projectId: string;
@@ -44,15 +45,7 @@ export class BigQuerySink implements Sink {
    * aborted: the timer gives up waiting. The rows may still land, so the retry reuses the insertIds.
    */
   private withTimeout<T>(promise: Promise<T>, table: TableRef): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`)),
-        this.options.timeoutMs,
-      );
-    });
-    promise.catch(() => undefined);
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(promise, this.options.timeoutMs, () => new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`));
   }
 
   async insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {

@@ -2,6 +2,7 @@ import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { TributaryError } from '../errors.js';
 import { deadLetterMessage } from '../core/dead-letter-attributes.js';
 import type { DeadLetterContext, DeadLetterPublisher, Envelope } from '../core/ports.js';
+import { withTimeout } from './with-timeout.js';
 
 const PUBLISH_TIMEOUT_MS = 60_000;
 
@@ -19,17 +20,11 @@ export class PubSubDeadLetterPublisher implements DeadLetterPublisher {
    * publish that lands after the cut leaves a duplicate dead letter, never a lost one.
    */
   async publish(envelope: Envelope, error: TributaryError, context: DeadLetterContext): Promise<void> {
-    const publishing = this.topic.publishMessage(deadLetterMessage(envelope, error, context, Date.now()));
-    publishing.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`dead-letter publish not confirmed within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([publishing, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(
+      this.topic.publishMessage(deadLetterMessage(envelope, error, context, Date.now())),
+      PUBLISH_TIMEOUT_MS,
+      () => new Error(`dead-letter publish not confirmed within ${PUBLISH_TIMEOUT_MS} ms`),
+    );
   }
 
   async exists(): Promise<boolean> {

@@ -4,6 +4,7 @@ import type { PubSub } from '@google-cloud/pubsub';
 import { TributaryError } from '../errors.js';
 import type { SchemaRegistry } from '../core/schema-cache.js';
 import type { SchemaReference } from '../core/schema-reference.js';
+import { withTimeout } from './with-timeout.js';
 
 /** gRPC status codes that mean "this schema revision does not exist". */
 const GRPC_NOT_FOUND = 5;
@@ -26,13 +27,7 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
     const client = await this.pubsub.getSchemaClient();
     const name = `${ref.schema}@${ref.revisionId}`;
     try {
-      const call = client.getSchema({ name, view: 'FULL' });
-      call.catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`)), SCHEMA_SERVICE_TIMEOUT_MS);
-      });
-      const [schema] = await Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+      const [schema] = await withTimeout(client.getSchema({ name, view: 'FULL' }), SCHEMA_SERVICE_TIMEOUT_MS, () => new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`));
       if (schema.type !== 'AVRO' && schema.type !== 1) {
         throw new TributaryError('SCHEMA_INVALID', `schema ${name} is of type ${String(schema.type)}, not AVRO`);
       }

@@ -129,10 +129,20 @@ export function deadLetterMessage(envelope: Envelope, error: TributaryError, con
   return { data: Buffer.concat([WRAP_MAGIC, length, header, envelope.data]), attributes: ours };
 }
 
+/** The message's own attributes, as its producer set them: every `tributary_*` key removed. */
+export function originalAttributes(attributes: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(attributes)) {
+    // goog* keys never reach a dead letter; dropping them again guards against a hand-made one.
+    if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) || key.startsWith('goog')) continue;
+    out[key] = value;
+  }
+  return out;
+}
+
 /** The original data and attributes of a dead letter, wrapped or not (tributary_* keys removed). */
 export function unwrapDeadLetter(data: Buffer, attributes: Readonly<Record<string, string>>): OutgoingMessage {
-  const own: Record<string, string> = {};
-  for (const [key, value] of Object.entries(attributes)) if (!key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && !key.startsWith('goog')) own[key] = value;
+  const own = originalAttributes(attributes);
   if (attributes[WRAPPED_ATTRIBUTE] === undefined) return { data, attributes: own };
   const start = WRAP_MAGIC.length + 4;
   if (data.length < start || !data.subarray(0, WRAP_MAGIC.length).equals(WRAP_MAGIC)) throw new Error('a wrapped dead letter does not start with its header');

@@ -1,4 +1,4 @@
-import { REPLAY_COUNT_ATTRIBUTE, TRIBUTARY_ATTRIBUTE_PREFIX, unwrapDeadLetter, WRAPPED_ATTRIBUTE } from '../core/dead-letter-attributes.js';
+import { originalAttributes, REPLAY_COUNT_ATTRIBUTE, TRIBUTARY_ATTRIBUTE_PREFIX, unwrapDeadLetter, WRAPPED_ATTRIBUTE } from '../core/dead-letter-attributes.js';
 import { CONFLUENT_HEADER_BYTES, CONFLUENT_MAGIC_BYTE, PUBSUB_SCHEMA_ATTRIBUTES, TRIBUTARY_SCHEMA_ATTRIBUTES } from '../core/schema-reference.js';
 import type { ReplayFilter } from './replay-options.js';
 
@@ -79,17 +79,6 @@ export function unwrapped(message: DeadLetterMessage): DeadLetterMessage {
   const attributes: Record<string, string> = { ...original.attributes };
   for (const [key, value] of Object.entries(message.attributes)) if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && key !== WRAPPED_ATTRIBUTE) attributes[key] = value;
   return { ...message, data: original.data, attributes };
-}
-
-/** The message's own attributes, as its producer set them: every `tributary_*` key removed. */
-export function originalAttributes(attributes: Readonly<Record<string, string>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(attributes)) {
-    // goog* keys never reach a dead letter; dropping them again guards against a hand-made one.
-    if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) || key.startsWith('goog')) continue;
-    out[key] = value;
-  }
-  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
-import { FAULT_SCALE, FaultRig, report, until } from '../support/fault-rig.js';
+import { FAULT_SCALE, FaultRig, report } from '../support/fault-rig.js';
+import { until } from '../support/until.js';
 import { accessV1, audit, tableSchemaFor } from '../support/log-schemas.js';
 
 /** Faults of what the worker depends on: BigQuery, the dead-letter topic, the registry. */

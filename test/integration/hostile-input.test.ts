@@ -7,6 +7,7 @@ import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import { varint } from '../support/avro-wire.js';
 import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { accessRecord, accessV1, encode, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
+import { until } from '../support/until.js';
 import { Harness } from '../support/worker-harness.js';
 
 const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time }';
@@ -89,7 +90,8 @@ routes:
     const frame = (id: number, body: Buffer): Buffer => Buffer.concat([encodeConfluentHeader(id), body]);
     const good = await h.publish(Array.from({ length: 10 }, (_, i) => ({ data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } })));
     // Garbage answers until some have been seen: the messages are retried and nacked, never dead-lettered.
-    await registryRequests(registry, 3);
+    const seen = registry;
+    await until('the registry to have answered garbage three times', () => seen.requests.length >= 3, 20_000);
     expect(await h.pullDeadLetters(300)).toEqual([]);
     registry.setGarbage(false);
     const broken = await h.publish([{ data: frame(9, Buffer.from([0x02])), attributes: { log_type: 'access' } }]);
@@ -98,11 +100,3 @@ routes:
     expect(deadLettered[0]?.attributes.tributary_error_code).toBe('SCHEMA_INVALID');
   });
 });
-
-async function registryRequests(registry: ConfluentRegistryServer, n: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (registry.requests.length < n) {
-    if (Date.now() > deadline) throw new Error(`the registry saw ${registry.requests.length} requests, expected ${n}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -248,15 +248,6 @@ ${extra}`);
   }
 }
 
-/** Polls an observable condition (a metric, a count) until it holds; fails with `what` after the deadline. */
-export async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** One line per scenario, collected into the README's Guarantees section. */
 export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
   const fields = { published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...extra };
