@@ -3,13 +3,19 @@ import type { ErrorCode } from '../errors.js';
 export type RouteStateName = 'running' | 'paused' | 'draining' | 'stopped';
 export type SettleOutcome = 'acked' | 'nacked' | 'dead-lettered';
 
+/** A settled message as the observer sees it: only its publish time, for the age at settle. */
+export interface SettledMessage {
+  readonly publishTimeMs: number;
+}
+
 /**
  * What the pipeline reports as it works; metrics implement it. One call per batch where one per
  * message is not needed, so the hot path stays cheap.
  */
 export interface PipelineObserver {
   received(subscription: string, count: number, bytes: number): void;
-  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void;
+  /** One call per settled batch; `nowMs` is when it was settled, for each message's age. */
+  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: readonly SettledMessage[], nowMs: number): void;
   rowsInserted(route: string, table: string, rows: number, billedBytes: number): void;
   insertRequest(route: string, seconds: number, outcome: 'ok' | 'partial' | ErrorCode): void;
   batchFlushed(route: string, rows: number, bytes: number): void;

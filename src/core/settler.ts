@@ -35,21 +35,15 @@ export class Settler {
   ack(envelopes: readonly Envelope[], route: string): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
-    const now = this.clock.now();
-    let oldest = 0;
-    for (const envelope of envelopes) {
-      envelope.ack();
-      const age = now - envelope.publishTimeMs;
-      if (age > oldest) oldest = age;
-    }
-    this.observer.settled(route, 'acked', undefined, envelopes.length, oldest);
+    for (const envelope of envelopes) envelope.ack();
+    this.observer.settled(route, 'acked', undefined, envelopes, this.clock.now());
   }
 
   nack(envelopes: readonly Envelope[], route: string, code: ErrorCode): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
     for (const envelope of envelopes) envelope.nack();
-    this.observer.settled(route, 'nacked', code, envelopes.length, 0);
+    this.observer.settled(route, 'nacked', code, envelopes, this.clock.now());
   }
 
   /** Publishes to the dead-letter topic, then acks; a failed publish nacks so nothing is lost. */
@@ -68,11 +62,11 @@ export class Settler {
         }
       }
       envelope.ack();
-      this.observer.settled(label, 'dead-lettered', error.code, 1, this.clock.now() - envelope.publishTimeMs);
+      this.observer.settled(label, 'dead-lettered', error.code, [envelope], this.clock.now());
       this.logger.warn({ messageId: envelope.id, route, code: error.code, reason: error.message }, 'Message dead-lettered.');
     } catch (err) {
       envelope.nack();
-      this.observer.settled(label, 'nacked', 'DEAD_LETTER_FAILED', 1, 0);
+      this.observer.settled(label, 'nacked', 'DEAD_LETTER_FAILED', [envelope], this.clock.now());
       this.logger.error(
         { messageId: envelope.id, route, code: error.code, err: err instanceof Error ? err.message : String(err) },
         'Dead-letter publish failed; message nacked for redelivery.',

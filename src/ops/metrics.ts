@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ErrorCode } from '../errors.js';
-import type { PipelineObserver, RouteStateName, SettleOutcome } from '../core/observer.js';
+import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome } from '../core/observer.js';
+import { SettleAgeHistogram } from './settle-age-histogram.js';
 
 const ROUTE_STATES: RouteStateName[] = ['running', 'paused', 'draining', 'stopped'];
 
@@ -19,7 +20,7 @@ export class Metrics implements PipelineObserver {
   private readonly receivedTotal: Counter<'subscription'>;
   private readonly receivedBytes: Counter<'subscription'>;
   private readonly settledTotal: Counter<'route' | 'outcome' | 'code'>;
-  private readonly settleAge: Histogram<'route' | 'outcome'>;
+  private readonly settleAge: SettleAgeHistogram;
   private readonly rowsInsertedTotal: Counter<'route' | 'table'>;
   private readonly billedBytesTotal: Counter<'route' | 'table'>;
   private readonly insertDuration: Histogram<'route' | 'outcome'>;
@@ -51,13 +52,12 @@ export class Metrics implements PipelineObserver {
       labelNames: ['route', 'outcome', 'code'],
       registers,
     });
-    this.settleAge = new Histogram({
-      name: 'tributary_message_age_at_settle_seconds',
-      help: 'Publish time to settle, per route and outcome: the backlog SLO.',
-      labelNames: ['route', 'outcome'],
-      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200, 604800],
-      registers,
-    });
+    this.settleAge = new SettleAgeHistogram(
+      'tributary_message_age_at_settle_seconds',
+      'Publish time to ack, per message, per route and outcome (acked after insert, or dead-lettered): the backlog SLO.',
+      [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200, 604800],
+    );
+    this.registry.registerMetric(this.settleAge.asMetric());
     this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows BigQuery accepted.', labelNames: ['route', 'table'], registers });
     this.billedBytesTotal = new Counter({
       name: 'tributary_insert_billed_bytes_total',
@@ -187,9 +187,10 @@ export class Metrics implements PipelineObserver {
     }
   }
 
-  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, count: number, ageMs: number): void {
-    this.settledTotal.inc({ route, outcome, code: code ?? 'none' }, count);
-    if (outcome !== 'nacked') this.settleAge.observe({ route, outcome }, ageMs / 1000);
+  settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: readonly SettledMessage[], nowMs: number): void {
+    this.settledTotal.inc({ route, outcome, code: code ?? 'none' }, messages.length);
+    // A nack is not a settle for the backlog: the message comes back and is aged again.
+    if (outcome !== 'nacked') this.settleAge.observeBatch(route, outcome, messages, nowMs);
   }
 
   rowsInserted(route: string, table: string, rows: number, billedBytes: number): void {

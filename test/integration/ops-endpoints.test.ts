@@ -90,7 +90,10 @@ routes:
     expect(value(m, 'tributary_rows_inserted_total', { route: 'access' })).toBe(20);
     // Rows of a few hundred bytes are billed as 1 KB each.
     expect(value(m, 'tributary_insert_billed_bytes_total', { route: 'access' })).toBe(20 * 1024);
-    expect(value(m, 'tributary_message_age_at_settle_seconds_count', { route: 'access', outcome: 'acked' })).toBeGreaterThanOrEqual(1);
+    // One observation per message, not per batch.
+    expect(value(m, 'tributary_message_age_at_settle_seconds_count', { route: 'access', outcome: 'acked' })).toBe(20);
+    expect(value(m, 'tributary_message_age_at_settle_seconds_bucket', { route: 'audit', outcome: 'acked', le: '+Inf' })).toBe(10);
+    expect(value(m, 'tributary_message_age_at_settle_seconds_sum', { route: 'access', outcome: 'acked' })).toBeGreaterThan(0);
     expect(value(m, 'tributary_insert_request_duration_seconds_count', { route: 'audit', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
     expect(value(m, 'tributary_batch_rows_sum', { route: 'audit' })).toBe(10);
     expect(value(m, 'tributary_route_state', { route: 'access', state: 'running', reason: 'none' })).toBe(1);
