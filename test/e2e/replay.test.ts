@@ -159,6 +159,25 @@ describe('dead-letter replay with the built CLI', () => {
     expect(await drainDeadLetters()).toHaveLength(10);
   });
 
+  it('--since and --until take only the dead letters that failed inside the window', async () => {
+    const watch = await watchDeadLetters();
+    const before = await makeDeadLetters(6, 0, watch);
+    // Every dead letter of the first wave has arrived, so each failed before this instant; the
+    // second wave fails after a worker has started, hundreds of milliseconds later.
+    const boundary = new Date(Date.now() + 1).toISOString();
+    const after = await makeDeadLetters(4, 0, watch);
+
+    const later = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--since', boundary, '--idle-timeout', '1s']);
+    expect(await later.exit).toBe(0);
+    expect(rowIds().sort()).toEqual([...after.accessIds].sort());
+    expect(later.stderr.join('\n')).toContain('Not taken, left in the subscription: 6 outside-window');
+
+    const earlier = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--until', boundary, '--idle-timeout', '1s']);
+    expect(await earlier.exit).toBe(0);
+    expect(rowIds().sort()).toEqual([...before.accessIds, ...after.accessIds].sort());
+    expect(await drainDeadLetters()).toHaveLength(0);
+  });
+
   it('an interrupted replay loses nothing: each message is inserted or still in the subscription', async () => {
     const watch = await watchDeadLetters();
     const { accessIds } = await makeDeadLetters(200, 0, watch);
