@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { bigintLong } from '../src/core/avro-type.js';
+import { exactLong } from '../src/core/avro-type.js';
 import { decodePayload } from '../src/core/decoder.js';
 import { SchemaCache, compileSchema } from '../src/core/schema-cache.js';
 import { readSchemaReference, schemaKey } from '../src/core/schema-reference.js';
@@ -97,7 +97,7 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
     if (cached === undefined) throw new Error('schema not cached');
     const plain = avro.Type.forSchema(kind.schema as avro.Schema, {
       wrapUnions: true,
-      typeHook: (s: avro.Schema) => (s === 'long' || (typeof s === 'object' && s !== null && (s as { type?: unknown }).type === 'long') ? bigintLong : undefined),
+      typeHook: (s: avro.Schema) => (s === 'long' || (typeof s === 'object' && s !== null && (s as { type?: unknown }).type === 'long') ? exactLong : undefined),
     } as Partial<avro.ForSchemaOptions>);
     const bodies = framed.map((b) => b.subarray(5));
     const guard = sideBySide(

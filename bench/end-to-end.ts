@@ -11,7 +11,7 @@ import { closePubSub, createPubSub, uniqueName } from '../test/support/pubsub-fi
 import { KINDS, confluentFramed, type LogKind, type LogType } from './fixtures.js';
 import { CpuWindow, readMemory, startChild, stopChild, type Child } from './lib/processes.js';
 import { atLeast, atMost, type Results } from './lib/report.js';
-import { median, sleep } from './lib/stats.js';
+import { median, sleep, slope } from './lib/stats.js';
 
 const PROJECT = 'test-project';
 const CLI = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
@@ -380,6 +380,17 @@ async function runMemory(env: Environment, results: Results, options: EndToEndOp
     results.add({ section, name: 'memory_soak_minutes', label: 'steady run length', value: options.soakMinutes, unit: 'min' });
     results.add({ section, name: 'memory_soak_rss_start_mb', label: 'steady run: median RSS, first tenth', value: first / MiB, unit: 'MB' });
     results.add({ section, name: 'memory_soak_rss_growth_mb', label: 'steady run: RSS growth, last tenth minus first tenth', value: growth, unit: 'MB' });
+    // The garbage collector's sawtooth hides a trend from two medians: a fitted line through every
+    // sample says more, and its second half says whether growth goes on once the heap has settled.
+    const perMinute = (samples: typeof soakSamples): number => slope(samples.map((s) => ({ x: s.at / 60_000, y: s.rss / MiB })));
+    results.add({ section, name: 'memory_soak_rss_trend_mb_per_min', label: 'steady run: RSS trend, least squares over all samples', value: perMinute(soakSamples), unit: 'MB/min' });
+    results.add({
+      section,
+      name: 'memory_soak_rss_trend_second_half_mb_per_min',
+      label: 'steady run: RSS trend, least squares over the second half',
+      value: perMinute(soakSamples.slice(Math.floor(soakSamples.length / 2))),
+      unit: 'MB/min',
+    });
     results.add({ section, name: 'memory_soak_backlog_at_end', label: 'steady run: messages not yet inserted when publishing stopped', value: lagAtEnd, unit: 'messages' });
     results.add({ section, name: 'memory_peak_rss_overall_mb', label: 'peak RSS over drain and steady run', value: peak / MiB, unit: 'MB', target: atMost(peak / MiB, 300) });
     if (failed > 0) results.note(`steady run: ${failed} publishes failed`);

@@ -9,6 +9,7 @@ import type { DeadLetterPublisher, Envelope, InsertOutcome, InsertRow, Logger, S
 import type { TableRef, TableSchema } from '../src/core/table-schema.js';
 import { CONFLUENT_HEADER_BYTES } from '../src/core/schema-reference.js';
 import { Metrics } from '../src/ops/metrics.js';
+import { insertAllBody } from '../src/adapters/insert-all-body.js';
 import { tableSchemaFor } from '../test/support/log-schemas.js';
 import { KINDS, confluentFramed, type LogKind, type LogType } from './fixtures.js';
 import { atLeast, atMost, type Results } from './lib/report.js';
@@ -22,8 +23,8 @@ const POOL = 1_024;
 const FLOW_CONTROL = 2_000;
 
 /**
- * The destination of section 3: does what the BigQuery client does with a batch before the network
- * (serialize the insertAll body) and answers at once.
+ * The destination of section 3: does what the BigQuery sink does with a batch before the network
+ * (build the insertAll body) and answers at once.
  */
 class SerializingSink implements Sink {
   bytes = 0;
@@ -31,7 +32,7 @@ class SerializingSink implements Sink {
   constructor(private readonly schemas: ReadonlyMap<string, TableSchema>) {}
 
   insert(_table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
-    const body = JSON.stringify({ skipInvalidRows: false, ignoreUnknownValues: false, rows });
+    const body = insertAllBody(rows);
     this.bytes += body.length;
     this.requests++;
     return Promise.resolve({ failures: [] });

@@ -4,6 +4,7 @@ import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.j
 import type { TableRef, TableSchema } from '../core/table-schema.js';
 import { formatTableRef } from '../core/table-schema.js';
 import { withTimeout } from './with-timeout.js';
+import { insertAllBody } from './insert-all-body.js';
 
 export interface BigQuerySinkOptions {
   projectId: string;
@@ -50,9 +51,7 @@ export class BigQuerySink implements Sink {
 
   async insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
     const target = this.client.dataset(table.datasetId, { projectId: table.projectId }).table(table.tableId);
-    // The body that table.insert({raw: true}) sends, serialized here once: handed over as an object,
-    // the client deep-copies every row several times and rewrites "{{projectId}}" inside row values.
-    const body = JSON.stringify({ skipInvalidRows: false, ignoreUnknownValues: false, rows });
+    const body = insertAllBody(rows);
     let response: InsertAllResponse;
     try {
       const [answer] = await this.withTimeout(target.request({ method: 'POST', uri: '/insertAll', body, headers: { 'Content-Type': 'application/json' } }), table);

@@ -1,22 +1,63 @@
 import { isUtf8 } from 'node:buffer';
 import avro from 'avsc';
 
-/**
- * avsc's default `long` throws beyond 2^53; this one is backed by BigInt so every long decodes
- * exactly. Values arrive as `bigint` whatever their size.
- */
-export const bigintLong = avro.types.LongType.__with({
+const MIN_SAFE_BIG = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
+const bigintLong = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
+  toBuffer: (n: bigint | number) => {
     const buf = Buffer.alloc(8);
     buf.writeBigInt64LE(BigInt(n));
     return buf;
   },
   fromJSON: (n: unknown) => BigInt(n as string | number | bigint),
-  toJSON: (n: bigint) => (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString()),
-  isValid: (n: unknown) => typeof n === 'bigint',
-  compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
+  toJSON: (n: bigint | number) => (typeof n === 'number' || (n >= MIN_SAFE_BIG && n <= MAX_SAFE_BIG) ? Number(n) : n.toString()),
+  isValid: (n: unknown) => typeof n === 'bigint' || Number.isSafeInteger(n),
+  compare: (a: bigint | number, b: bigint | number) => (a === b ? 0 : a < b ? -1 : 1),
 });
+const readLongBytes = (tap: Tap): bigint | undefined => (bigintLong as unknown as { _read(tap: Tap): bigint | undefined })._read(tap);
+
+/**
+ * avsc reads a custom long by unpacking the varint into a new 8-byte buffer and handing that to
+ * fromBuffer: an allocation and a BigInt per long. Up to eight varint bytes whose value stays below
+ * 2^53 are read here as plain numbers (exact: every step is an integer below 2^53); anything longer
+ * or larger takes avsc's path, so the result never depends on which path ran.
+ */
+function readExactLong(tap: Tap): number | bigint | undefined {
+  const buf = tap.buf;
+  const start = tap.pos;
+  let pos = start;
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    if (pos >= buf.length) {
+      tap.pos = buf.length + 1; // truncated, the way avsc marks it
+      return undefined;
+    }
+    const b = buf[pos++] as number;
+    // The eighth byte carries bits 49-55: below 16 the total stays under 2^53.
+    if (i === 7 && b >= 16) break;
+    n += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) {
+      tap.pos = pos;
+      // zigzag: even → n/2, odd → -(n+1)/2
+      return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    }
+    scale *= 128;
+  }
+  tap.pos = start;
+  const big = readLongBytes(tap);
+  return big !== undefined && big >= MIN_SAFE_BIG && big <= MAX_SAFE_BIG ? Number(big) : big;
+}
+
+/**
+ * avsc's default `long` throws beyond 2^53; this one is exact at any size. A long decodes to a
+ * `number` when it is a safe integer (|n| < 2^53: every timestamp of this millennium in
+ * microseconds) and to a `bigint` otherwise. Both encode. (avsc freezes its types: the fast read is
+ * an own property of an object that inherits everything else from the BigInt-backed type.)
+ */
+export const exactLong = Object.freeze(Object.create(bigintLong, { _read: { value: readExactLong } }) as typeof bigintLong);
 
 /**
  * The part of avsc's decoding cursor the guard reads (avsc 5.7, lib/utils.js `Tap`). The unit tests
@@ -195,7 +236,7 @@ function isSchemaObject(s: avro.Schema): s is avro.Schema & { type: unknown } {
 
 /**
  * Compiles an Avro schema the way the whole project decodes it:
- * - `long` values are `bigint`;
+ * - `long` values are exact: `number` within ±2^53, `bigint` beyond;
  * - unions are always wrapped (`null` or `{ branchName: value }`), so the branch is never guessed;
  * - logical types are not interpreted by avsc: the row converter reads them from the schema;
  * - arrays, maps and strings are read by guarded types: any payload decodes or fails with an error
@@ -208,7 +249,7 @@ export function createAvroType(schema: avro.Schema): avro.Type {
     // A hook rather than a registry entry: `{"type": "long", ...}` objects bypass the registry.
     typeHook: (s: avro.Schema, opts: avro.ForSchemaOptions) => {
       const type = isSchemaObject(s) ? s.type : s;
-      if (type === 'long') return bigintLong;
+      if (type === 'long') return exactLong;
       if (type === 'string') return new GuardedStringType();
       if (!isSchemaObject(s)) return undefined;
       if (type === 'array') return new GuardedArrayType(s as avro.schema.ArrayType, opts);

@@ -4,7 +4,6 @@ import { decodePayload } from './decoder.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, Envelope, Logger } from './ports.js';
 import type { RoutePipeline } from './route-pipeline.js';
-import { jsonByteLength } from './row-size.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
@@ -166,11 +165,14 @@ export class Dispatcher {
       const route = this.deps.routes.get(routeName);
       if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
       addMetadata(row, route.metadata, envelope);
-      const bytes = jsonByteLength(row);
+      // Serialized once, here: the text sizes the batch exactly and is what the insert request
+      // carries, so the row is never walked again to be measured or serialized.
+      const text = JSON.stringify(row);
+      const bytes = Buffer.byteLength(text);
       if (bytes > this.deps.maxRowBytes) {
         throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
       }
-      route.pipeline.submit({ envelope, row, bytes, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
+      route.pipeline.submit({ envelope, row, text, bytes, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
     } catch (err) {
       this.fail(envelope, err, routeName, schema.key);
     }

@@ -21,6 +21,8 @@ export interface Envelope {
 export interface InsertRow {
   insertId: string;
   json: Row;
+  /** `json` serialized, when the caller already has it: a sink that sends JSON uses it as is. */
+  text?: string;
 }
 
 /** A per-row failure in a 200 insertAll response. */

@@ -10,7 +10,9 @@ import type { TableValidators } from './table-validators.js';
 export interface PendingRow {
   envelope: Envelope;
   row: Row;
-  /** Serialized size of the row, the unit of the batch byte limit. */
+  /** The row as JSON, as the insert request carries it. */
+  text: string;
+  /** UTF-8 size of `text`, the unit of the batch byte limit. */
   bytes: number;
   schemaKey: string;
   /**
@@ -355,7 +357,8 @@ export class RoutePipeline {
       if (result.ok) {
         if (result.dropped.length > 0) {
           dropped += result.dropped.length;
-          rows.push({ ...item, row: result.row });
+          // The text is of the row as converted: it must describe the row that is sent.
+          rows.push({ ...item, row: result.row, text: JSON.stringify(result.row) });
         } else {
           rows.push(item);
         }
@@ -377,7 +380,7 @@ export class RoutePipeline {
     const request: InsertRow[] = new Array<InsertRow>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const item = rows[i] as PendingRow;
-      request[i] = { insertId: item.envelope.id, json: item.row };
+      request[i] = { insertId: item.envelope.id, json: item.row, text: item.text };
     }
     const started = this.deps.clock.now();
     let failures;

@@ -355,32 +355,30 @@ function formatTimeOfDay(micros: number): string {
   return `${PAD2[Math.floor(seconds / 3600)]}:${PAD2[Math.floor(seconds / 60) % 60]}:${PAD2[seconds % 60]}.${String(1_000_000 + fraction).slice(1)}`;
 }
 
-function formatMicros(micros: bigint): string {
-  let days: number;
-  let rem: number;
-  if (micros >= MIN_SAFE_BIG && micros <= MAX_SAFE_BIG) {
-    // Number arithmetic is exact here; the division may round across a day boundary, which the remainder corrects.
-    const n = Number(micros);
-    days = Math.floor(n / MICROS_PER_DAY);
-    rem = n - days * MICROS_PER_DAY;
-    if (rem < 0) {
-      days -= 1;
-      rem += MICROS_PER_DAY;
-    } else if (rem >= MICROS_PER_DAY) {
-      days += 1;
-      rem -= MICROS_PER_DAY;
-    }
-  } else {
-    let d = micros / MICROS_PER_DAY_BIG;
-    let r = micros % MICROS_PER_DAY_BIG;
-    if (r < 0n) {
-      d -= 1n;
-      r += MICROS_PER_DAY_BIG;
-    }
-    days = Number(d);
-    rem = Number(r);
+/** A safe integer of microseconds: Number arithmetic is exact. */
+function formatSafeMicros(n: number): string {
+  // The division may round across a day boundary, which the remainder corrects.
+  let days = Math.floor(n / MICROS_PER_DAY);
+  let rem = n - days * MICROS_PER_DAY;
+  if (rem < 0) {
+    days -= 1;
+    rem += MICROS_PER_DAY;
+  } else if (rem >= MICROS_PER_DAY) {
+    days += 1;
+    rem -= MICROS_PER_DAY;
   }
   return `${formatDays(days)}T${formatTimeOfDay(rem)}`;
+}
+
+function formatMicros(micros: bigint): string {
+  if (micros >= MIN_SAFE_BIG && micros <= MAX_SAFE_BIG) return formatSafeMicros(Number(micros));
+  let d = micros / MICROS_PER_DAY_BIG;
+  let r = micros % MICROS_PER_DAY_BIG;
+  if (r < 0n) {
+    d -= 1n;
+    r += MICROS_PER_DAY_BIG;
+  }
+  return `${formatDays(Number(d))}T${formatTimeOfDay(Number(r))}`;
 }
 
 /** Millisecond values in range are far below 2^53, so plain numbers are exact. */
@@ -587,16 +585,24 @@ function timestampConverter(logical: Extract<Logical, { kind: 'timestamp' }>): C
   const name = logical.name;
   if (logical.micros) {
     return (v, p, k) => {
+      // The decoder hands safe integers over as numbers, and every one is inside the range
+      // (±2^53 µs is ±285 years around 1970); only a bigint can be outside.
+      if (typeof v === 'number' && Number.isSafeInteger(v)) return formatSafeMicros(v) + suffix;
       const micros = longOf(v, p, k);
       if (micros < MIN_MICROS || micros > MAX_MICROS) return fail(p, k, `${name} value ${micros} is outside ${range}`);
       return formatMicros(micros) + suffix;
     };
   }
   return (v, p, k) => {
-    const millis = longOf(v, p, k);
-    // Bigint comparison first: Number() of a huge long could round into range.
-    const n = millis >= MIN_SAFE_BIG && millis <= MAX_SAFE_BIG ? Number(millis) : Number.NaN;
-    if (!(n >= MIN_MILLIS && n <= MAX_MILLIS)) return fail(p, k, `${name} value ${millis} is outside ${range}`);
+    let n: number;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) {
+      n = v;
+    } else {
+      const millis = longOf(v, p, k);
+      // Bigint comparison first: Number() of a huge long could round into range.
+      n = millis >= MIN_SAFE_BIG && millis <= MAX_SAFE_BIG ? Number(millis) : Number.NaN;
+    }
+    if (!(n >= MIN_MILLIS && n <= MAX_MILLIS)) return fail(p, k, `${name} value ${String(v)} is outside ${range}`);
     return formatMillis(n) + suffix;
   };
 }
@@ -611,6 +617,10 @@ function timeConverter(logical: Extract<Logical, { kind: 'time' }>): Convert {
   const range = "BigQuery's TIME range 00:00:00..23:59:59.999999";
   if (logical.micros) {
     return (v, p, k) => {
+      if (typeof v === 'number' && Number.isSafeInteger(v)) {
+        if (v < 0 || v >= MICROS_PER_DAY) return fail(p, k, `time-micros value ${v} is outside ${range}`);
+        return formatTimeOfDay(v);
+      }
       const micros = longOf(v, p, k);
       if (micros < 0n || micros >= MICROS_PER_DAY_BIG) return fail(p, k, `time-micros value ${micros} is outside ${range}`);
       return formatTimeOfDay(Number(micros));

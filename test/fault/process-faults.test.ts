@@ -80,26 +80,33 @@ describe('fault injection: the worker process', () => {
     expect(slowestExitMs).toBeLessThan(10_000);
   });
 
-  it('several replicas: three workers on one subscription → conservation, the load shared', async () => {
+  it('several replicas: three workers on one subscription → conservation, each takes a share', async () => {
     // Each worker can hold little and inserts take a while, so the load is more than one worker can
-    // take. How the emulator spreads messages over streams is its own policy, not ours: it hands
-    // whole publish requests to one stream and has left one worker of three idle for a whole run
-    // (shares 0/350/2650 in one CI run), so the test asks only that the load was shared.
+    // take. Which stream the emulator hands a publish request to is its own policy: it has left one
+    // worker of three idle through a 2-second load (shares 0/350/2650 in one CI run, when the
+    // emulator was busy after the hard-kill rounds), so the load goes on, in rounds, until every
+    // worker has taken a share (or ten rounds have passed and the test fails).
     const config = await rig.writeConfig('flowControl: { maxMessages: 100 }');
     rig.h.bigquery.setLatency(150);
     const workers = await Promise.all([rig.spawnWorker(config), rig.spawnWorker(config), rig.spawnWorker(config)]);
-    const published = await rig.publishSteady(3000, 2000, 50);
+    const received = (): Promise<number[]> => Promise.all(workers.map((w) => w.metric('tributary_messages_received_total')));
+    const published: string[] = [];
+    let rounds = 0;
+    do {
+      published.push(...(await rig.publishSteady(1500, 1000, 50)));
+      rounds++;
+    } while (rounds < 10 && (await received()).some((share) => share === 0));
     await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000).catch(() => undefined);
-    const shares = await Promise.all(workers.map((w) => w.metric('tributary_messages_received_total')));
+    const shares = await received();
     for (const w of workers) w.child.kill('SIGTERM');
     const exits = await Promise.all(workers.map((w) => w.exit));
     const c = await rig.account(published);
-    report('replicas', c, { shares: shares.join('/') });
+    report('replicas', c, { shares: shares.join('/'), loadRounds: rounds });
     expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
     expect(c.lost).toEqual([]);
     expect(c.both).toEqual([]);
     expect(c.inserted + c.deadLettered).toBe(c.published);
     expect(shares.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(c.published);
-    expect(shares.filter((share) => share > 0).length).toBeGreaterThanOrEqual(2);
+    for (const share of shares) expect(share).toBeGreaterThan(0);
   });
 });

@@ -11,7 +11,10 @@ export interface Cli {
   lines: Array<Record<string, unknown>>;
   stderr: string[];
   waitForLine(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** The exit code (null when killed by a signal). */
   exit: Promise<number | null>;
+  /** The whole exit: code, signal, and when it was seen. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
@@ -33,12 +36,14 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
     }
   });
   createInterface({ input: child.stderr! }).on('line', (text) => stderr.push(text));
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, at: Date.now() }));
+  const exit = exited.then(({ code }) => code);
   return {
     child,
     lines,
     stderr,
     exit,
+    exited,
     waitForLine(predicate, timeoutMs = 30_000) {
       const found = lines.find(predicate);
       if (found) return Promise.resolve(found);

@@ -1,18 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Topic } from '@google-cloud/pubsub';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import type { TableRef } from '../../src/core/table-schema.js';
+import { startCli } from './cli-process.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from './log-schemas.js';
 import { createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
 import { Harness } from './worker-harness.js';
-
-const BIN = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 
 /** Scales the fault suite: 1 in CI, more for a longer run (`TRIBUTARY_FAULT_SCALE=10`). */
 export const FAULT_SCALE = Math.max(1, Number(process.env.TRIBUTARY_FAULT_SCALE ?? '1'));
@@ -98,25 +94,10 @@ ${extra}`);
   }
 
   async spawnWorker(configPath: string): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-    const lines: Array<Record<string, unknown>> = [];
-    const stderr: string[] = [];
-    const exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, at: Date.now() }));
-    createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-    const started = new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (text) => {
-        let line: Record<string, unknown>;
-        try {
-          line = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          line = { raw: text };
-        }
-        lines.push(line);
-        if (line.message === 'tributary started.') resolve(Number(line.port));
-      });
-      void exit.then(({ code }) => reject(new Error(`worker exited (${code}) before starting: ${stderr.join('\n')}`)));
-    });
-    const port = await started;
+    const cli = startCli(['run', '--config', configPath]);
+    const { child, lines, stderr } = cli;
+    const exit = cli.exited;
+    const port = Number((await cli.waitForLine((l) => l.message === 'tributary started.', 60_000)).port);
     const base = `http://127.0.0.1:${port}`;
     const worker: WorkerProcess = {
       child,

@@ -82,7 +82,8 @@ function setup(overrides: Partial<RoutePipelineOptions> = {}) {
     Array.from({ length: n }, (_, i) => {
       const envelope = trackedEnvelope();
       const json = row(i) as never;
-      pipeline.submit({ envelope, row: json, bytes: Buffer.byteLength(JSON.stringify(json)), schemaKey: 'confluent:1' });
+      const text = JSON.stringify(json);
+      pipeline.submit({ envelope, row: json, text, bytes: Buffer.byteLength(text), schemaKey: 'confluent:1' });
       return envelope;
     });
   return { sink, deadLetters, pipeline, submit };
@@ -156,6 +157,18 @@ describe('RoutePipeline outcomes', () => {
     expect(sink.calls[1]?.map((r) => r.insertId)).toEqual(sink.calls[0]?.filter((_, i) => i !== 3).map((r) => r.insertId));
     expect(deadLetters.published).toEqual([{ id: envelopes[3]?.id, code: 'BIGQUERY_ROW_INVALID', message: expect.stringContaining('field "bogus"') }]);
     expect(envelopes.filter((e) => e.settledAs === 'ack')).toHaveLength(10);
+  });
+
+  it('unknownFields: drop sends the rows without the fields the table lacks, in the row and in its JSON text', async () => {
+    const { sink, deadLetters, pipeline, submit } = setup({ unknownFields: 'drop', batch: { maxRows: 3, maxBytes: 1_000_000, maxDelayMs: 60_000 } });
+    const envelopes = submit(3, (i) => (i === 1 ? { n: i, pad: 'p', extra: 'not in the table' } : { n: i }));
+    await sink.waitForCalls(1);
+    await pipeline.drain();
+    const sent = sink.calls[0] as InsertRow[];
+    expect(sent.map((r) => r.json)).toEqual([{ n: 0 }, { n: 1, pad: 'p' }, { n: 2 }]);
+    expect(sent.map((r) => JSON.parse(r.text as string) as unknown)).toEqual(sent.map((r) => r.json));
+    expect(deadLetters.published).toEqual([]);
+    expect(envelopes.map((e) => e.settledAs)).toEqual(['ack', 'ack', 'ack']);
   });
 
   it('pre-validation dead-letters a row BigQuery would reject before any request', async () => {
