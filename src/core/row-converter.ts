@@ -649,8 +649,31 @@ function decimalConverter(logical: Extract<Logical, { kind: 'decimal' }>): Conve
   };
 }
 
+type RowBuilder = (input: Record<string, unknown>, here: PathNode | undefined) => Row;
+
+/**
+ * One record's row as a single object literal, field by field in schema order: V8 then creates
+ * every row with its final shape at once, instead of growing an empty object one keyed store at a
+ * time. Names are written as JSON string literals (no name can inject code), "__proto__" as a
+ * computed key so that it is an own property, like every other field.
+ */
+function rowBuilder(names: readonly string[], converters: readonly Convert[]): RowBuilder {
+  const key = (name: string): string => (name === '__proto__' ? '["__proto__"]' : JSON.stringify(name));
+  const params = converters.map((_, i) => `c${i}`);
+  const body = names.map((name, i) => `${key(name)}: c${i}(input[${JSON.stringify(name)}], here, ${JSON.stringify(name)})`).join(',\n');
+  const factory = new Function(...params, `return function buildRow(input, here) {\n  return {\n${body}\n  };\n};`) as (...c: Convert[]) => RowBuilder;
+  return factory(...converters);
+}
+
 class Compiler {
   private readonly cache = new Map<Node, Convert>();
+
+  /**
+   * @param tracked whether records, arrays and maps pass their path down to name a failing field.
+   *   Untracked converters allocate no path per value; they are the ones that run, and a failure is
+   *   converted once more by tracked ones only to be described.
+   */
+  constructor(private readonly tracked: boolean) {}
 
   compile(node: Node): Convert {
     const cached = this.cache.get(node);
@@ -712,33 +735,32 @@ class Compiler {
   }
 
   private record(node: RecordNode): Convert {
-    const names = node.fields.map((f) => f.name);
+    const tracked = this.tracked;
     const converters: Convert[] = [];
-    const count = names.length;
+    let build: RowBuilder | undefined;
     const convert: Convert = (v, p, k) => {
       if (typeof v !== 'object' || v === null) return fail(p, k, `expected a record, got ${describe(v)}`);
-      const input = v as Record<string, unknown>;
-      const here: PathNode = { parent: p, key: k, map: false };
-      const out: Row = {};
-      for (let i = 0; i < count; i++) {
-        const name = names[i] as string;
-        out[name] = (converters[i] as Convert)(input[name], here, name);
-      }
-      return out;
+      const here: PathNode | undefined = tracked ? { parent: p, key: k, map: false } : undefined;
+      return (build as RowBuilder)(v as Record<string, unknown>, here);
     };
     // Registered before the fields compile: a recursive field type then finds this closure.
     this.cache.set(node, convert);
     for (const field of node.fields) converters.push(this.compile(field.type));
+    build = rowBuilder(
+      node.fields.map((f) => f.name),
+      converters,
+    );
     return convert;
   }
 
   private array(node: ArrayNode): Convert {
+    const tracked = this.tracked;
     const item = this.compile(node.items);
     // BigQuery has no arrays of arrays: a repeated item is wrapped in a RECORD with one `value` field.
     const wrap = modeOf(node.items) === 'REPEATED';
     return (v, p, k) => {
       if (!Array.isArray(v)) return fail(p, k, `expected an array, got ${describe(v)}`);
-      const here: PathNode = { parent: p, key: k, map: false };
+      const here: PathNode | undefined = tracked ? { parent: p, key: k, map: false } : undefined;
       const count = v.length;
       const out: RowValue[] = [];
       for (let i = 0; i < count; i++) {
@@ -751,11 +773,12 @@ class Compiler {
   }
 
   private map(node: MapNode): Convert {
+    const tracked = this.tracked;
     const value = this.compile(node.values);
     return (v, p, k) => {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(p, k, `expected a map, got ${describe(v)}`);
       const input = v as Record<string, unknown>;
-      const here: PathNode = { parent: p, key: k, map: true };
+      const here: PathNode | undefined = tracked ? { parent: p, key: k, map: true } : undefined;
       const out: RowValue[] = [];
       for (const key in input) out.push({ key, value: value(input[key], here, key) });
       return out;
@@ -763,6 +786,7 @@ class Compiler {
   }
 
   private union(node: UnionNode): Convert {
+    const tracked = this.tracked;
     const nonNull = node.branches.filter((b) => b.kind !== 'null');
     const hasNull = nonNull.length !== node.branches.length;
     if (nonNull.length === 0) return convertNull;
@@ -801,7 +825,7 @@ class Compiler {
       for (let i = 0; i < count; i++) {
         const branch = read(input, keys[i] as string);
         if (branch === undefined) continue;
-        const here: PathNode = { parent: p, key: k, map: false };
+        const here: PathNode | undefined = tracked ? { parent: p, key: k, map: false } : undefined;
         const out: Row = {};
         for (let j = 0; j < count; j++) {
           const field = fields[j] as string;
@@ -820,6 +844,17 @@ class Compiler {
  * the field path, for a value BigQuery cannot hold.
  */
 export function createRowConverter(schema: AvroSchema): (value: unknown) => Row {
-  const convert = new Compiler().compile(parseRoot(schema));
-  return (value) => convert(value, undefined, '') as Row;
+  const root = parseRoot(schema);
+  const convert = new Compiler(false).compile(root);
+  let described: Convert | undefined;
+  return (value) => {
+    try {
+      return convert(value, undefined, '') as Row;
+    } catch (err) {
+      if (!(err instanceof TributaryError)) throw err;
+      // The same conversion with paths, so the error names the field; it fails the same way.
+      described ??= new Compiler(true).compile(root);
+      return described(value, undefined, '') as Row;
+    }
+  };
 }

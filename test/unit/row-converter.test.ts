@@ -741,3 +741,27 @@ describe('bigQueryFieldsFor: access log', () => {
     ]);
   });
 });
+
+describe('row building', () => {
+  it('builds each row with its fields as own properties in schema order, "__proto__" included', () => {
+    const schema = record([
+      { name: 'b', type: 'int' },
+      { name: '__proto__', type: 'string' },
+      { name: 'a', type: { type: 'record', name: 'Inner', fields: [{ name: 'constructor', type: 'string' }] } },
+    ]);
+    // avsc itself cannot decode a field named "__proto__" into an own property: the converter is
+    // handed what JSON.parse makes, where it is one.
+    const input = JSON.parse('{"b": 1, "__proto__": "x", "a": {"constructor": "y"}}') as Record<string, unknown>;
+    const row = createRowConverter(schema)(input);
+    expect(Object.keys(row)).toEqual(['b', '__proto__', 'a']);
+    expect(Object.getPrototypeOf(row)).toBe(Object.prototype);
+    expect(JSON.stringify(row)).toBe('{"b":1,"__proto__":"x","a":{"constructor":"y"}}');
+  });
+
+  it('names the failing field of a nested value, and a converter that failed once still converts', () => {
+    const schema = record([{ name: 'outer', type: { type: 'record', name: 'O', fields: [{ name: 'list', type: { type: 'array', items: 'string' } }] } }]);
+    const convertRow = createRowConverter(schema);
+    expect(failure(() => convertRow({ outer: { list: ['a', 7] } })).message).toBe('field "outer.list[1]": expected a string, got 7 (number)');
+    expect(convertRow({ outer: { list: ['a', 'b'] } })).toEqual({ outer: { list: ['a', 'b'] } });
+  });
+});
