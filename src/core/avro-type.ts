@@ -14,7 +14,8 @@ const bigintLong = avro.types.LongType.__with({
   fromJSON: (n: unknown) => BigInt(n as string | number | bigint),
   toJSON: (n: bigint | number) => (typeof n === 'number' || (n >= MIN_SAFE_BIG && n <= MAX_SAFE_BIG) ? Number(n) : n.toString()),
   isValid: (n: unknown) => typeof n === 'bigint' || Number.isSafeInteger(n),
-  compare: (a: bigint | number, b: bigint | number) => (a === b ? 0 : a < b ? -1 : 1),
+  // Relational operators compare a number with a bigint by value; === would not.
+  compare: (a: bigint | number, b: bigint | number) => (a < b ? -1 : a > b ? 1 : 0),
 });
 const readLongBytes = (tap: Tap): bigint | undefined => (bigintLong as unknown as { _read(tap: Tap): bigint | undefined })._read(tap);
 
