@@ -226,19 +226,19 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
           message = unwrapped(pulled);
         } catch (err) {
           logger.error({ messageId: pulled.messageId, err: (err as Error).message }, 'A wrapped dead letter cannot be read; it stays in the subscription.');
-          stats.skip('damaged');
+          stats.notTaken('damaged');
           continue;
         }
         const info = readDeadLetterInfo(message);
         // A message this run took and dead-lettered again comes back as a new dead letter: it
         // waits for the next run, which is what the replay count is for.
         if (takenSources.has(info.sourceMessageId)) {
-          stats.skip('duplicate');
+          stats.notTaken('duplicate');
           continue;
         }
         const verdict = judge(info, options.filter, options.maxReplays);
         if (verdict === 'filtered' || verdict === 'outside-window') {
-          stats.skip(verdict);
+          stats.notTaken(verdict);
           continue;
         }
         if (verdict === 'over-max-replays') {

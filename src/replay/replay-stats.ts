@@ -71,7 +71,8 @@ export class ReplayStats {
     group.taken++;
   }
 
-  skip(reason: SkipReason): void {
+  /** A message this run does not take; it stays in the subscription. */
+  notTaken(reason: SkipReason): void {
     this.skipCounts[reason]++;
   }
 

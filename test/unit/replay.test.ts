@@ -125,7 +125,7 @@ describe('replay stats', () => {
     stats.settle(a, { kind: 'replayed' });
     stats.settle(a, { kind: 'failed-again', code: 'BIGQUERY_ROW_INVALID' });
     stats.settle(b, { kind: 'replayed' });
-    stats.skip('filtered');
+    stats.notTaken('filtered');
     const summary = stats.summary(false, 1500);
     expect(summary.totals).toMatchObject({ taken: 3, replayed: 2, failedAgain: 1 });
     const text = formatSummary(summary);
