@@ -1,5 +1,4 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { FAULT_SCALE, FaultRig, report } from '../support/fault-rig.js';
 import { until } from '../support/until.js';
 import { accessV1, audit, tableSchemaFor } from '../support/log-schemas.js';
@@ -7,7 +6,6 @@ import { accessV1, audit, tableSchemaFor } from '../support/log-schemas.js';
 /** Faults of what the worker depends on: BigQuery, the dead-letter topic, the registry. */
 describe('fault injection: dependencies', () => {
   let rig: FaultRig;
-  let registry: ConfluentRegistryServer | undefined;
 
   beforeEach(async () => {
     rig = await FaultRig.create();
@@ -15,8 +13,6 @@ describe('fault injection: dependencies', () => {
 
   afterEach(async () => {
     await rig.close();
-    await registry?.close();
-    registry = undefined;
   });
 
   it('BigQuery outage: 503 backendError for a window → no dead-letters, same insertIds, bounded retries, drains after', async () => {
@@ -167,7 +163,7 @@ describe('fault injection: dependencies', () => {
   }, 120_000);
 
   it('registry outage for a window → retried, nothing dead-lettered, resumes', async () => {
-    registry = await startConfluentRegistryServer();
+    const registry = await rig.h.confluentRegistry();
     registry.register(1, accessV1);
     registry.register(2, audit);
     registry.failNext(1_000_000, 503);

@@ -5,17 +5,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { unwrapDeadLetter } from '../../src/core/dead-letter-attributes.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import { varint } from '../support/avro-wire.js';
-import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { accessRecord, accessV1, encode, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
 import { until } from '../support/until.js';
 import { Harness } from '../support/worker-harness.js';
 
 const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time }';
 
-
 describe('hostile input through the worker', () => {
   let h: Harness;
-  let registry: ConfluentRegistryServer | undefined;
 
   beforeEach(async () => {
     h = await Harness.create();
@@ -23,8 +20,6 @@ describe('hostile input through the worker', () => {
 
   afterEach(async () => {
     await h.close();
-    await registry?.close();
-    registry = undefined;
   });
 
   it('dead-letters bombs, non-UTF-8 strings and oversized attributes on the first delivery while the rest flows', async () => {
@@ -76,7 +71,7 @@ routes:
   });
 
   it('a registry answering garbage is retried, not trusted: nothing dead-lettered; a schema that does not parse is dead-lettered', async () => {
-    registry = await startConfluentRegistryServer();
+    const registry = await h.confluentRegistry();
     registry.register(1, accessV1);
     registry.register(9, '{"type": "record", "name": "Broken", "fields": [{"name": "x", "type": "no-such-type"}]}');
     registry.setGarbage('not-json');
@@ -90,8 +85,7 @@ routes:
     const frame = (id: number, body: Buffer): Buffer => Buffer.concat([encodeConfluentHeader(id), body]);
     const good = await h.publish(Array.from({ length: 10 }, (_, i) => ({ data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } })));
     // Garbage answers until some have been seen: the messages are retried and nacked, never dead-lettered.
-    const seen = registry;
-    await until('the registry to have answered garbage three times', () => seen.requests.length >= 3, 20_000);
+    await until('the registry to have answered garbage three times', () => registry.requests.length >= 3, 20_000);
     expect(await h.pullDeadLetters(300)).toEqual([]);
     registry.setGarbage(false);
     const broken = await h.publish([{ data: frame(9, Buffer.from([0x02])), attributes: { log_type: 'access' } }]);

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
-import { startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { accessRecord, accessV1, accessV2, audit, auditRecord, encode, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
 import { commitSchemaRevision, createAvroSchema, createSchemaTopic, uniqueName } from '../support/pubsub-fixtures.js';
 import { Harness } from '../support/worker-harness.js';
@@ -12,7 +11,6 @@ const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time
 
 describe('pipeline through the emulator into the BigQuery test server', () => {
   let h: Harness;
-  let registry: ConfluentRegistryServer | undefined;
 
   beforeEach(async () => {
     h = await Harness.create();
@@ -20,8 +18,6 @@ describe('pipeline through the emulator into the BigQuery test server', () => {
 
   afterEach(async () => {
     await h.close();
-    await registry?.close();
-    registry = undefined;
   });
 
   it('decodes two revisions of a Pub/Sub schema in one stream (BINARY and JSON topics)', async () => {
@@ -92,7 +88,7 @@ routes:
   });
 
   it('routes three log types into three tables from Confluent-framed messages through the registry server', async () => {
-    registry = await startConfluentRegistryServer();
+    const registry = await h.confluentRegistry();
     registry.setAuth({ username: 'svc', password: 's3cret' });
     registry.register(1, accessV1);
     registry.register(2, audit);
@@ -179,7 +175,7 @@ routes:
   });
 
   it('dead-letters an unknown schema id, a truncated payload and an unrouted log type, each with its reason', async () => {
-    registry = await startConfluentRegistryServer();
+    const registry = await h.confluentRegistry();
     registry.register(1, accessV1);
     h.bigquery.createTable(h.table('access'), tableSchemaFor(accessV1));
     await h.startWorker(`

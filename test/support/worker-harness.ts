@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Logger } from '../../src/core/ports.js';
 import type { TableRef } from '../../src/core/table-schema.js';
 import { startBigQueryTestServer, type BigQueryTestServer } from './bigquery-test-server.js';
+import { startConfluentRegistryServer, type ConfluentRegistryServer, type StartConfluentRegistryServerOptions } from './confluent-registry-server.js';
 import { closePubSub, createPubSub, createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
 
 export const PROJECT = 'test-project';
@@ -15,6 +16,7 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 export class Harness {
   readonly deadLetters: PulledMessage[] = [];
   private workers: Worker[] = [];
+  private registries: ConfluentRegistryServer[] = [];
 
   private constructor(
     readonly pubsub: PubSub,
@@ -103,9 +105,18 @@ ${body.replaceAll('$DATASET', this.dataset)}
     return { inserted, deadLettered: this.deadLetters };
   }
 
+  /** A Confluent-compatible registry test server, closed with the harness. */
+  async confluentRegistry(options?: StartConfluentRegistryServerOptions): Promise<ConfluentRegistryServer> {
+    const registry = await startConfluentRegistryServer(options);
+    this.registries.push(registry);
+    return registry;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
     this.workers = [];
+    await Promise.all(this.registries.map((r) => r.close()));
+    this.registries = [];
     await this.bigquery.close();
     await closePubSub(this.pubsub);
   }
