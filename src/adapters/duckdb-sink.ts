@@ -4,7 +4,7 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { Config } from '../config.js';
 import { TributaryError } from '../errors.js';
 import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.js';
-import type { RowValue, TableField, TableRef, TableSchema } from '../core/table-schema.js';
+import { standardType, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { loadTableDefinitions, type TableDefinition } from './duckdb-table-definitions.js';
 
 type DuckDbModule = typeof DuckDb;
@@ -306,17 +306,17 @@ export class DuckDbSink implements Sink {
   private transportType(field: TableField): DuckType {
     const d = this.duckdb;
     let base: DuckType;
-    switch (normalizeType(field.type)) {
+    switch (standardType(field.type)) {
       case 'BYTES':
         base = d.BLOB;
         break;
-      case 'INTEGER':
+      case 'INT64':
         base = d.BIGINT;
         break;
-      case 'FLOAT':
+      case 'FLOAT64':
         base = d.DOUBLE;
         break;
-      case 'BOOLEAN':
+      case 'BOOL':
         base = d.BOOLEAN;
         break;
       case 'RECORD': {
@@ -370,20 +370,20 @@ function fieldConverter(duckdb: DuckDbModule, field: TableField): Convert {
 
 function scalarConverter(duckdb: DuckDbModule, field: TableField): Convert {
   const nullable = (convert: (value: RowValue, path: string) => DuckValue): Convert => (value, path) => (value === null || value === undefined ? null : convert(value, path));
-  switch (normalizeType(field.type)) {
-    case 'INTEGER':
+  switch (standardType(field.type)) {
+    case 'INT64':
       return nullable((v, path) => {
         if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
         if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) return BigInt(v.trim());
         throw new RowError(`field ${path}: ${JSON.stringify(v)} is not an integer`, path);
       });
-    case 'FLOAT':
+    case 'FLOAT64':
       return nullable((v, path) => {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
         if (Number.isNaN(n) && v !== 'NaN') throw new RowError(`field ${path}: ${JSON.stringify(v)} is not a number`, path);
         return n;
       });
-    case 'BOOLEAN':
+    case 'BOOL':
       return nullable((v, path) => {
         if (typeof v === 'boolean') return v;
         if (v === 'true' || v === 'false') return v === 'true';
@@ -416,34 +416,20 @@ function textOf(value: RowValue): string {
   return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-const TYPE_ALIASES: Record<string, string> = {
-  INT64: 'INTEGER',
-  FLOAT64: 'FLOAT',
-  BOOL: 'BOOLEAN',
-  STRUCT: 'RECORD',
-  DECIMAL: 'NUMERIC',
-  BIGDECIMAL: 'BIGNUMERIC',
-};
-
-function normalizeType(type: string): string {
-  const upper = type.toUpperCase();
-  return TYPE_ALIASES[upper] ?? upper;
-}
-
 /** The DuckDB column type a BigQuery field becomes (documented in the README). */
 export function duckDbTypeSql(field: TableField): string {
   let base: string;
-  switch (normalizeType(field.type)) {
+  switch (standardType(field.type)) {
     case 'BYTES':
       base = 'BLOB';
       break;
-    case 'INTEGER':
+    case 'INT64':
       base = 'BIGINT';
       break;
-    case 'FLOAT':
+    case 'FLOAT64':
       base = 'DOUBLE';
       break;
-    case 'BOOLEAN':
+    case 'BOOL':
       base = 'BOOLEAN';
       break;
     case 'NUMERIC': {

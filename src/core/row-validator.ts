@@ -1,4 +1,4 @@
-import type { Row, TableField, TableSchema } from './table-schema.js';
+import { standardType, type Row, type TableField, type TableSchema } from './table-schema.js';
 
 /*
  * Checks a converted row against the destination table's schema before it is sent, so a row
@@ -503,20 +503,6 @@ function compileColumn(field: TableField): Check {
 
 // ---------------------------------------------------------------------------------------------
 // Proof that a row shape fits the table
-
-const STANDARD_TYPES: Readonly<Record<string, string>> = {
-  INTEGER: 'INT64',
-  FLOAT: 'FLOAT64',
-  BOOLEAN: 'BOOL',
-  STRUCT: 'RECORD',
-  DECIMAL: 'NUMERIC',
-  BIGDECIMAL: 'BIGNUMERIC',
-};
-
-function standardType(type: string): string {
-  const upper = type.toUpperCase();
-  return STANDARD_TYPES[upper] ?? upper;
-}
 
 /** Types whose every well-formed value from the row converter is also valid for the column. */
 const PROVABLE_TYPES: ReadonlySet<string> = new Set(['INT64', 'FLOAT64', 'BOOL', 'STRING', 'BYTES', 'TIMESTAMP', 'DATETIME', 'DATE', 'TIME', 'NUMERIC', 'BIGNUMERIC', 'RECORD']);

@@ -9,6 +9,22 @@ export interface TableField {
   scale?: string;
 }
 
+/** BigQuery's legacy type names and aliases, by the standard name they stand for. */
+const STANDARD_TYPES: Readonly<Record<string, string>> = {
+  INTEGER: 'INT64',
+  FLOAT: 'FLOAT64',
+  BOOLEAN: 'BOOL',
+  STRUCT: 'RECORD',
+  DECIMAL: 'NUMERIC',
+  BIGDECIMAL: 'BIGNUMERIC',
+};
+
+/** A field type by one name whichever the table uses: INT64, FLOAT64, BOOL, RECORD, NUMERIC, BIGNUMERIC, … */
+export function standardType(type: string): string {
+  const upper = type.toUpperCase();
+  return STANDARD_TYPES[upper] ?? upper;
+}
+
 export interface TableSchema {
   fields: TableField[];
 }
