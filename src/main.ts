@@ -6,6 +6,7 @@ import { StartupError, startWorker } from './app.js';
 import { loadTableDefinitions } from './adapters/duckdb-table-definitions.js';
 import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import type { Logger } from './core/ports.js';
 import { createLogger } from './ops/logger.js';
 import { LogProgress, TerminalProgress, type ProgressReporter } from './replay/progress-reporter.js';
 import { buildReplayOptions, ReplayUsageError, REPLAY_ARG_OPTIONS, type ReplayOptions } from './replay/replay-options.js';
@@ -155,18 +156,7 @@ async function replay(config: Config, options: ReplayOptions): Promise<number> {
     return new LogProgress({ stats, total }, logger);
   };
   const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal }, 'Second signal: exiting now; dead letters not acked come back after their lease.');
-      process.exit(130);
-    }
-    logger.info({ signal }, 'Signal received: stopping the replay.');
-    abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const releaseSignals = onStopSignals(logger, 'Signal received: stopping the replay.', 'Second signal: exiting now; dead letters not acked come back after their lease.', () => abort.abort());
   try {
     const summary = await runReplay(config, options, { logger, signal: abort.signal, progress });
     logOut = process.stdout;
@@ -179,8 +169,7 @@ async function replay(config: Config, options: ReplayOptions): Promise<number> {
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    releaseSignals();
   }
 }
 
@@ -197,14 +186,7 @@ async function run(config: Config): Promise<number> {
     throw err;
   }
   return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, 'Second signal: exiting now; unsettled messages will be redelivered.');
-        process.exit(130);
-      }
-      logger.info({ signal }, 'Signal received: shutting down.');
+    onStopSignals(logger, 'Signal received: shutting down.', 'Second signal: exiting now; unsettled messages will be redelivered.', () => {
       worker.stop().then(
         ({ drained }) => resolve(drained ? 0 : 1),
         (err: unknown) => {
@@ -212,8 +194,29 @@ async function run(config: Config): Promise<number> {
           resolve(1);
         },
       );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    });
   });
+}
+
+/**
+ * SIGTERM or SIGINT: the first one stops gracefully, a second one exits at once with 130. Returns
+ * what removes the handlers again.
+ */
+function onStopSignals(logger: Pick<Logger, 'info' | 'warn'>, first: string, second: string, stop: () => void): () => void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, second);
+      process.exit(130);
+    }
+    logger.info({ signal }, first);
+    stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
 }
