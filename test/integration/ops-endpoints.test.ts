@@ -6,32 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Worker } from '../../src/app.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from '../support/log-schemas.js';
+import { metricValue as value, parseMetrics, type Sample } from '../support/prometheus-text.js';
 import { Harness } from '../support/worker-harness.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Prometheus text format, enough of it for these assertions. */
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`unparsable metrics line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[k as string] = v as string;
-    samples.push({ name: m[1] as string, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  return found.length === 0 ? undefined : found.reduce((sum, s) => sum + s.value, 0);
-}
 
 describe('metrics and health endpoints of a running worker', () => {
   let h: Harness;

@@ -6,6 +6,7 @@ import type { Topic } from '@google-cloud/pubsub';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import type { TableRef } from '../../src/core/table-schema.js';
 import { startCli } from './cli-process.js';
+import { metricValue, parseMetrics } from './prometheus-text.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from './log-schemas.js';
 import { createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
 import { Harness } from './worker-harness.js';
@@ -106,16 +107,7 @@ ${extra}`);
       lines,
       stderr,
       async metric(name, labels = {}) {
-        const text = await (await fetch(`${base}/metrics`)).text();
-        let total = 0;
-        for (const line of text.split('\n')) {
-          if (!line.startsWith(name)) continue;
-          const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-          if (!m || m[1] !== name) continue;
-          const labelText = m[2] ?? '';
-          if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) total += Number(m[3]);
-        }
-        return total;
+        return metricValue(parseMetrics(await (await fetch(`${base}/metrics`)).text()), name, labels) ?? 0;
       },
       async ready() {
         const res = await fetch(`${base}/readyz`);
