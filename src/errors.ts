@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   BIGQUERY_RATE_LIMITED: 'transient',
   BIGQUERY_QUOTA_EXCEEDED: 'transient',
   BIGQUERY_ROW_RETRYABLE: 'transient',
+  /** The request was larger than the destination takes: the batch is split, never resent whole. */
+  REQUEST_TOO_LARGE: 'transient',
   DEAD_LETTER_FAILED: 'transient',
   SHUTTING_DOWN: 'transient',
   INTERNAL: 'transient',
