@@ -5,11 +5,13 @@ import { PubSub } from '@google-cloud/pubsub';
 import avro from 'avsc';
 import { createPipeline, type Pipeline } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
-import type { DeadLetterPublisher, Envelope, InsertOutcome, InsertRow, Logger, Sink } from '../src/core/ports.js';
-import type { TableRef, TableSchema } from '../src/core/table-schema.js';
+import type { DeadLetterPublisher, Envelope, Logger } from '../src/core/ports.js';
+import type { PreparedRow, Sink, WriteOutcome } from '../src/core/sink.js';
+import type { Row, TableRef, TableSchema } from '../src/core/table-schema.js';
 import { CONFLUENT_HEADER_BYTES } from '../src/core/schema-reference.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { insertAllBody } from '../src/adapters/insert-all-body.js';
+import { BigQuerySink } from '../src/adapters/bigquery-sink.js';
 import { tableSchemaFor } from '../test/support/log-schemas.js';
 import { KINDS, confluentFramed, type LogKind, type LogType } from './fixtures.js';
 import { atLeast, atMost, type Results } from './lib/report.js';
@@ -29,13 +31,22 @@ const FLOW_CONTROL = 2_000;
 class SerializingSink implements Sink {
   bytes = 0;
   requests = 0;
-  constructor(private readonly schemas: ReadonlyMap<string, TableSchema>) {}
+  private readonly insertAll: BigQuerySink;
+  readonly limits: Sink['limits'];
+  constructor(private readonly schemas: ReadonlyMap<string, TableSchema>) {
+    this.insertAll = new BigQuerySink({ projectId: 'bench', timeoutMs: 60_000 });
+    this.limits = this.insertAll.limits;
+  }
 
-  insert(_table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
+  prepare(id: string, row: Row): PreparedRow {
+    return this.insertAll.prepare(id, row);
+  }
+
+  write(_table: TableRef, rows: readonly PreparedRow[]): Promise<WriteOutcome> {
     const body = insertAllBody(rows);
     this.bytes += body.length;
     this.requests++;
-    return Promise.resolve({ failures: [] });
+    return Promise.resolve({ failures: [], billedBytes: 0 });
   }
 
   getTableSchema(table: TableRef): Promise<TableSchema> {

@@ -6,10 +6,11 @@ import { BigQuerySink } from './adapters/bigquery-sink.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource } from './adapters/pubsub-source.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
-import { LIMITS, type Config } from './config.js';
+import type { Config } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
-import { systemClock, type Clock, type DeadLetterPublisher, type Logger, type Sink } from './core/ports.js';
-import { RoutePipeline } from './core/route-pipeline.js';
+import { systemClock, type Clock, type DeadLetterPublisher, type Logger } from './core/ports.js';
+import { RoutePipeline } from './core/route/route-pipeline.js';
+import type { Sink } from './core/sink.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
 import { Settler } from './core/settler.js';
@@ -123,7 +124,6 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     clock,
     logger,
     retry: config.retry,
-    maxRowBytes: LIMITS.maxBatchBytes,
     flushAtUnsettled: config.flowControl.maxMessages,
   });
   return { dispatcher, routes, settler };

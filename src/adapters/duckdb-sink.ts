@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import type * as DuckDb from '@duckdb/node-api';
 import type { Config } from '../config.js';
 import { TributaryError } from '../errors.js';
-import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.js';
-import { standardType, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
+import type { PreparedRow, RowFailure, Sink, SinkLimits, WriteOutcome } from '../core/sink.js';
+import { standardType, type Row, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { loadTableDefinitions, type TableDefinition } from './duckdb-table-definitions.js';
 
 type DuckDbModule = typeof DuckDb;
@@ -60,6 +60,8 @@ interface Target {
  * work is CPU-bound, and serial access is what makes the insertId check and the insert atomic.
  */
 export class DuckDbSink implements Sink {
+  /** Embedded: no request limit of its own; batches are bounded by the route's batch settings. */
+  readonly limits: SinkLimits = { maxRequestBytes: 64 * 1024 * 1024, maxRequestRows: 100_000 };
   private readonly targets = new Map<string, Target>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -100,7 +102,12 @@ export class DuckDbSink implements Sink {
     return sink;
   }
 
-  insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
+  /** Rows are bound value by value; their size is only an estimate, for batching. */
+  prepare(id: string, row: Row): PreparedRow {
+    return { id, row, bytes: JSON.stringify(row).length };
+  }
+
+  write(table: TableRef, rows: readonly PreparedRow[]): Promise<WriteOutcome> {
     return this.serialized(() => this.insertNow(table, rows));
   }
 
@@ -210,7 +217,7 @@ export class DuckDbSink implements Sink {
     this.targets.delete(key);
   }
 
-  private async insertNow(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome> {
+  private async insertNow(table: TableRef, rows: readonly PreparedRow[]): Promise<WriteOutcome> {
     let target: Target;
     try {
       target = await this.target(table);
@@ -220,12 +227,12 @@ export class DuckDbSink implements Sink {
     const failures = new Map<number, RowFailure>();
     const pending: Array<{ index: number; insertId: string; values: DuckValue[] }> = [];
     for (let index = 0; index < rows.length; index++) {
-      const row = rows[index] as InsertRow;
+      const row = rows[index] as PreparedRow;
       try {
-        pending.push({ index, insertId: row.insertId, values: target.convert(row.json) });
+        pending.push({ index, insertId: row.id, values: target.convert(row.row) });
       } catch (err) {
         if (!(err instanceof RowError)) throw err;
-        failures.set(index, { index, reason: 'invalid', message: err.message, location: err.location });
+        failures.set(index, refusedRow(index, err.message, err.location));
       }
     }
     const tableName = `${table.datasetId}.${table.tableId}`;
@@ -252,7 +259,7 @@ export class DuckDbSink implements Sink {
             } catch (err) {
               const message = firstLine(err);
               if (!ROW_ERROR.test(message)) throw err;
-              failures.set(item.index, { index: item.index, reason: 'invalid', message, location: locationOf(message, target.columns) });
+              failures.set(item.index, refusedRow(item.index, message, locationOf(message, target.columns)));
               rejected = true;
               break;
             }
@@ -278,7 +285,9 @@ export class DuckDbSink implements Sink {
       this.forget(table);
       throw toSinkError(err, table);
     }
-    return { failures: [...failures.values()].sort((a, b) => a.index - b.index) };
+    let billedBytes = 0;
+    for (let i = 0; i < rows.length; i++) if (!failures.has(i)) billedBytes += (rows[i] as PreparedRow).bytes;
+    return { failures: [...failures.values()].sort((a, b) => a.index - b.index), billedBytes };
   }
 
   private async knownInsertIds(tableName: string, ids: string[]): Promise<Set<string>> {
@@ -332,7 +341,12 @@ export class DuckDbSink implements Sink {
   }
 }
 
-/** A value that cannot be bound to its column: that row alone is `invalid`. */
+function refusedRow(index: number, message: string, location: string | undefined): RowFailure {
+  const where = location ? `field "${location}": ` : '';
+  return { index, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID', reason: `DuckDB rejected the row: ${where}${message}`, staleSchema: /no such field/i.test(message) };
+}
+
+/** A value that cannot be bound to its column: that row alone is refused. */
 class RowError extends Error {
   constructor(
     message: string,

@@ -1,13 +1,15 @@
 import { TributaryError, toTributaryError } from '../errors.js';
-import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { decodePayload } from './decoder.js';
+import { actionFor } from './failure-policy.js';
 import type { PipelineObserver } from './observer.js';
-import type { Clock, Envelope, Logger } from './ports.js';
-import type { RoutePipeline } from './route-pipeline.js';
+import type { Clock, Envelope, Logger, Random } from './ports.js';
+import { retry, type RetryPolicy } from './retry.js';
+import type { RoutePipeline } from './route/route-pipeline.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
 import { bigQueryFieldsFor } from './row-converter.js';
+import type { Settler } from './settler.js';
 import type { Row, TableField } from './table-schema.js';
 
 /** Optional columns filled from the Pub/Sub message rather than the record. */
@@ -22,14 +24,13 @@ export interface DispatcherDeps {
   schemas: SchemaCache;
   router: Router;
   routes: ReadonlyMap<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>;
-  settler: import('./settler.js').Settler;
+  settler: Settler;
   observer: PipelineObserver;
   clock: Clock;
+  random?: Random;
   logger: Logger;
   /** Retries of a registry that cannot answer, before the message is nacked. */
-  retry: BackoffPolicy & { maxAttempts: number };
-  /** Rows larger than this can never be inserted. */
-  maxRowBytes: number;
+  retry: RetryPolicy;
   /**
    * The flow-control window: once this many messages are unsettled, the source hands out no more
    * until some settle, so batches still filling are sent at once instead of waiting for their age
@@ -128,31 +129,23 @@ export class Dispatcher {
 
   private async fetchThenProcess(envelope: Envelope, ref: SchemaReference, bodyOffset: number): Promise<void> {
     const key = schemaKey(ref);
-    for (let attempt = 1; ; attempt++) {
-      let schema: CompiledSchema;
-      try {
-        schema = await this.deps.schemas.get(ref);
-      } catch (err) {
-        const error = toTributaryError(err);
-        if (error.errorClass === 'data') {
-          this.fail(envelope, error, undefined, key);
-          return;
-        }
-        this.deps.observer.retried('unrouted', error.code);
-        if (attempt >= this.deps.retry.maxAttempts || this.stop.signal.aborted) {
-          this.deps.logger.warn({ messageId: envelope.id, schema: key, code: error.code, err: error.message }, 'Schema unavailable; message nacked for redelivery.');
-          this.deps.settler.nack([envelope], 'unrouted', error.code);
-          return;
-        }
-        await this.deps.clock.sleep(backoffDelay(this.deps.retry, attempt, Math.random), this.stop.signal);
-        continue;
-      }
-      try {
-        this.process(envelope, schema, ref, bodyOffset);
-      } catch (err) {
-        this.fail(envelope, err, undefined, key);
-      }
+    let schema: CompiledSchema;
+    try {
+      schema = await retry(() => this.deps.schemas.get(ref), {
+        policy: this.deps.retry,
+        clock: this.deps.clock,
+        random: this.deps.random ?? Math.random,
+        signal: this.stop.signal,
+        onRetry: (error) => this.deps.observer.retried('unrouted', error.code),
+      });
+    } catch (err) {
+      this.fail(envelope, err, undefined, key);
       return;
+    }
+    try {
+      this.process(envelope, schema, ref, bodyOffset);
+    } catch (err) {
+      this.fail(envelope, err, undefined, key);
     }
   }
 
@@ -165,14 +158,10 @@ export class Dispatcher {
       const route = this.deps.routes.get(routeName);
       if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
       addMetadata(row, route.metadata, envelope);
-      // Serialized once, here: the text sizes the batch exactly and is what the insert request
-      // carries, so the row is never walked again to be measured or serialized.
-      const text = JSON.stringify(row);
-      const bytes = Buffer.byteLength(text);
-      if (bytes > this.deps.maxRowBytes) {
-        throw new TributaryError('ROW_TOO_LARGE', `row is ${bytes} bytes as JSON; an insert request holds at most ${this.deps.maxRowBytes}`);
-      }
-      route.pipeline.submit({ envelope, row, text, bytes, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
+      // Prepared once, here, by the route's sink: its encoding sizes the batch exactly and is what
+      // the request carries, so the row is never walked again to be measured or encoded.
+      const prepared = route.pipeline.prepare(envelope.id, row);
+      route.pipeline.submit({ envelope, prepared, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
     } catch (err) {
       this.fail(envelope, err, routeName, schema.key);
     }
@@ -194,7 +183,7 @@ export class Dispatcher {
 
   private fail(envelope: Envelope, err: unknown, route: string | undefined, key: string | undefined): void {
     const error = toTributaryError(err);
-    if (error.errorClass === 'data') {
+    if (actionFor(error) === 'dead-letter') {
       void this.deps.settler.deadLetter({ envelope, error, route, attempts: 1, schemaKey: key });
       return;
     }

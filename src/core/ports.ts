@@ -1,5 +1,4 @@
 import type { TributaryError } from '../errors.js';
-import type { Row, TableRef, TableSchema } from './table-schema.js';
 
 /** One Pub/Sub message as the core sees it; settled exactly once through `ack` or `nack`. */
 export interface Envelope {
@@ -17,39 +16,6 @@ export interface Envelope {
   nack(): void;
 }
 
-/** A row to insert, with the id BigQuery deduplicates on. */
-export interface InsertRow {
-  insertId: string;
-  json: Row;
-  /** `json` serialized, when the caller already has it: a sink that sends JSON uses it as is. */
-  text?: string;
-}
-
-/** A per-row failure in a 200 insertAll response. */
-export interface RowFailure {
-  index: number;
-  /** BigQuery's reason: `invalid`, `stopped`, `timeout`, `backendError`, … */
-  reason: string;
-  message: string;
-  location?: string;
-}
-
-export interface InsertOutcome {
-  /** Empty when every row was written. */
-  failures: RowFailure[];
-}
-
-/**
- * The destination. Request-level failures are thrown as TributaryError with a code that says what
- * kind of failure it was; per-row failures come back in the outcome.
- */
-export interface Sink {
-  insert(table: TableRef, rows: InsertRow[]): Promise<InsertOutcome>;
-  getTableSchema(table: TableRef): Promise<TableSchema>;
-  /** Releases what the sink holds (an embedded database file); called once, after the last insert. */
-  close?(): Promise<void>;
-}
-
 export interface DeadLetterContext {
   route: string | undefined;
   attempts: number;
@@ -61,10 +27,21 @@ export interface DeadLetterPublisher {
   publish(envelope: Envelope, error: TributaryError, context: DeadLetterContext): Promise<void>;
 }
 
+/** A scheduled callback that can be called off. */
+export interface Timer {
+  cancel(): void;
+}
+
+/** Time as the core sees it: tests drive a manual clock, production the system one. */
 export interface Clock {
   now(): number;
+  /** Resolves after `ms`, or at once when `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  setTimer(ms: number, callback: () => void): Timer;
 }
+
+/** A uniform number in [0, 1): jitter comes through it so tests can pin it. */
+export type Random = () => number;
 
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -79,6 +56,10 @@ export const systemClock: Clock = {
       }
       signal?.addEventListener('abort', done, { once: true });
     }),
+  setTimer: (ms, callback) => {
+    const timer = setTimeout(callback, ms);
+    return { cancel: () => clearTimeout(timer) };
+  },
 };
 
 /** What the core logs through; pino's logger satisfies it. */

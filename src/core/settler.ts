@@ -1,7 +1,7 @@
 import type { ErrorCode, TributaryError } from '../errors.js';
-import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { PipelineObserver } from './observer.js';
-import type { Clock, DeadLetterPublisher, Envelope, Logger } from './ports.js';
+import type { Clock, DeadLetterPublisher, Envelope, Logger, Random } from './ports.js';
+import { retry, type RetryPolicy } from './retry.js';
 
 export interface DeadLetterRequest {
   envelope: Envelope;
@@ -29,7 +29,8 @@ export class Settler {
      * Publishes that fail are retried before the message is nacked: an unavailable dead-letter topic
      * must not turn every poison message into a redelivery hot loop.
      */
-    private readonly publishRetry: BackoffPolicy & { maxAttempts: number } = { maxAttempts: 4, initialDelayMs: 250, maxDelayMs: 5000 },
+    private readonly publishRetry: RetryPolicy = { maxAttempts: 4, initialDelayMs: 250, maxDelayMs: 5000 },
+    private readonly random: Random = Math.random,
   ) {}
 
   ack(envelopes: readonly Envelope[], route: string): void {
@@ -52,15 +53,11 @@ export class Settler {
     const label = route ?? 'unrouted';
     this.pendingDeadLetters++;
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.deadLetters.publish(envelope, error, { route, attempts: request.attempts, schemaKey: request.schemaKey });
-          break;
-        } catch (err) {
-          if (attempt >= this.publishRetry.maxAttempts) throw err;
-          await this.clock.sleep(backoffDelay(this.publishRetry, attempt));
-        }
-      }
+      await retry(() => this.deadLetters.publish(envelope, error, { route, attempts: request.attempts, schemaKey: request.schemaKey }), {
+        policy: this.publishRetry,
+        clock: this.clock,
+        random: this.random,
+      });
       envelope.ack();
       this.observer.settled(label, 'dead-lettered', error.code, [envelope], this.clock.now());
       this.logger.warn({ messageId: envelope.id, route, code: error.code, reason: error.message }, 'Message dead-lettered.');

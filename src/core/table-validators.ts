@@ -1,4 +1,4 @@
-import type { Sink } from './ports.js';
+import type { Sink } from './sink.js';
 import { createRowValidator, type RowValidator } from './row-validator.js';
 import { formatTableRef, type TableRef } from './table-schema.js';
 

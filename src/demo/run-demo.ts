@@ -7,7 +7,7 @@ import { createDuckDbSink, DuckDbUnavailableError, type DuckDbSink } from '../ad
 import { startWorker, type Worker } from '../app.js';
 import { loadConfig, type Config } from '../config.js';
 import type { AvroSchema } from '../core/avro-type.js';
-import type { InsertRow, Sink } from '../core/ports.js';
+import type { PreparedRow, Sink } from '../core/sink.js';
 import { formatTableRef, type TableRef } from '../core/table-schema.js';
 import { startPubSubEmulator } from '../dev/pubsub-emulator.js';
 import { ConfigError, type ErrorCode } from '../errors.js';
@@ -173,17 +173,19 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
     return true;
   };
   const observed: Sink = {
-    async insert(table: TableRef, rows: InsertRow[]) {
-      const outcome = await sink.insert(table, rows);
+    limits: sink.limits,
+    prepare: (id, row) => sink.prepare(id, row),
+    async write(table: TableRef, rows: readonly PreparedRow[]) {
+      const outcome = await sink.write(table, rows);
       const failed = new Set(outcome.failures.map((f) => f.index));
       const at = Date.now();
       const route = routeOfTable.get(formatTableRef(table));
       const tally = tallies.get(route?.name ?? NO_ROUTE) ?? newTally(NO_ROUTE);
       const publishColumn = route?.metadata.publishTime;
       rows.forEach((row, i) => {
-        if (failed.has(i) || !settle(row.insertId, tally, at)) return;
+        if (failed.has(i) || !settle(row.id, tally, at)) return;
         tally.inserted++;
-        const publishTime = publishColumn ? row.json[publishColumn] : undefined;
+        const publishTime = publishColumn ? row.row[publishColumn] : undefined;
         if (typeof publishTime === 'string') tally.ages.push(at - Date.parse(publishTime));
       });
       return outcome;

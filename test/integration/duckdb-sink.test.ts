@@ -5,10 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDuckDbSink, DuckDbSink, DuckDbUnavailableError, parseDuckType } from '../../src/adapters/duckdb-sink.js';
 import { parseConfig } from '../../src/config.js';
 import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
-import type { InsertRow } from '../../src/core/ports.js';
 import { bigQueryFieldsFor, createRowConverter } from '../../src/core/row-converter.js';
 import { createRowValidator } from '../../src/core/row-validator.js';
 import type { Row, TableField, TableRef } from '../../src/core/table-schema.js';
+import type { RowFailure } from '../../src/core/sink.js';
 import { TributaryError } from '../../src/errors.js';
 import { accessRecord, accessV2, encode, metric, METADATA_FIELDS } from '../support/log-schemas.js';
 
@@ -46,6 +46,17 @@ function decodedRow(schema: AvroSchema, record: Record<string, unknown>): Row {
 
 function accessRow(i: number): Row {
   return { ...decodedRow(accessV2, accessRecord(i, { latency_ms: i % 2 ? null : { double: i / 8 } })), _message_id: `m-${i}`, _publish_time: '2025-11-24T16:00:00.000000Z' };
+}
+
+interface InsertRow {
+  insertId: string;
+  json: Row;
+}
+
+/** A write of rows as the route makes it: each prepared by the sink, then sent. */
+async function insert(s: DuckDbSink, table: TableRef, batch: InsertRow[]): Promise<{ failures: RowFailure[] }> {
+  const outcome = await s.write(table, batch.map((r) => s.prepare(r.insertId, r.json)));
+  return { failures: [...outcome.failures] };
 }
 
 function rows(from: number, to: number): InsertRow[] {
@@ -104,7 +115,7 @@ ${extraYaml}`,
 
   it('lands converted Avro rows with exact values', async () => {
     const s = await open();
-    expect(await s.insert(ACCESS, rows(0, 50))).toEqual({ failures: [] });
+    expect(await insert(s, ACCESS, rows(0, 50))).toEqual({ failures: [] });
     const [first] = await s.query(
       `SELECT ts::VARCHAR AS ts, method, status, bytes, user_agent, headers, tags, latency_ms, _message_id, _publish_time::VARCHAR AS pt FROM logs.access WHERE _message_id = 'm-3'`,
     );
@@ -142,7 +153,7 @@ ${extraYaml}`,
       clock: '23:59:59.999999',
       nested: [{ k: 'x', when: '2025-01-01T00:00:00.5Z', raw: [Buffer.from('hi').toString('base64')] }],
     };
-    expect(await s.insert(TYPES, [{ insertId: '1', json: row }])).toEqual({ failures: [] });
+    expect(await insert(s, TYPES, [{ insertId: '1', json: row }])).toEqual({ failures: [] });
     const [stored] = await s.query(
       `SELECT n::VARCHAR AS n, isnan(f) AS nan, ok, hex(b) AS b, amount::VARCHAR AS amount, huge, "at"::VARCHAR AS "at", local::VARCHAR AS local,
               day::VARCHAR AS day, clock::VARCHAR AS clock, nested[1].k AS k, nested[1].when::VARCHAR AS w, decode(nested[1].raw[1]) AS raw FROM logs.types`,
@@ -178,29 +189,29 @@ ${extraYaml}`,
       { insertId: 't7', json: { id: 'ok-7', nested: [{ k: 'k', when: 'yesterday' }] } },
       { insertId: 't8', json: { id: 'ok-8' } },
     ];
-    const { failures } = await s.insert(TYPES, batch);
-    expect(failures.map((f) => [f.index, f.reason])).toEqual([
-      [1, 'invalid'],
-      [2, 'invalid'],
-      [3, 'invalid'],
-      [4, 'invalid'],
-      [5, 'invalid'],
-      [6, 'invalid'],
+    const { failures } = await insert(s, TYPES, batch);
+    expect(failures.map((f) => [f.index, f.kind])).toEqual([
+      [1, 'rejected'],
+      [2, 'rejected'],
+      [3, 'rejected'],
+      [4, 'rejected'],
+      [5, 'rejected'],
+      [6, 'rejected'],
     ]);
-    expect(failures[0]).toMatchObject({ location: 'id', message: expect.stringContaining('NOT NULL') });
-    expect(failures.find((f) => f.index === 4)?.message).toMatch(/no such field: nope/);
+    expect(failures[0]).toMatchObject({ code: 'BIGQUERY_ROW_INVALID', reason: expect.stringMatching(/field "id": .*NOT NULL/) });
+    expect(failures.find((f) => f.index === 4)).toMatchObject({ reason: expect.stringMatching(/no such field: nope/), staleSchema: true });
     expect(await s.query('SELECT id FROM logs.types ORDER BY id')).toEqual([{ id: 'ok-1' }, { id: 'ok-8' }]);
   });
 
   it('deduplicates a resend of the same insertIds, also across a restart', async () => {
     let s = await open();
-    await s.insert(ACCESS, rows(0, 10));
-    expect(await s.insert(ACCESS, rows(5, 15))).toEqual({ failures: [] });
+    await insert(s, ACCESS, rows(0, 10));
+    expect(await insert(s, ACCESS, rows(5, 15))).toEqual({ failures: [] });
     const twice = rows(20, 21);
-    expect(await s.insert(ACCESS, [...twice, ...twice])).toEqual({ failures: [] });
+    expect(await insert(s, ACCESS, [...twice, ...twice])).toEqual({ failures: [] });
     await s.close();
     s = await open();
-    await s.insert(ACCESS, rows(0, 25));
+    await insert(s, ACCESS, rows(0, 25));
     const counted = await s.query('SELECT count(*)::INTEGER AS n, count(DISTINCT _message_id)::INTEGER AS d FROM logs.access');
     expect(counted).toEqual([{ n: 25, d: 25 }]);
   });
@@ -209,7 +220,7 @@ ${extraYaml}`,
     const s = await open();
     const missing: TableRef = { projectId: 'test-project', datasetId: 'logs', tableId: 'missing' };
     await expect(s.getTableSchema(missing)).rejects.toMatchObject({ code: 'TABLE_NOT_FOUND' });
-    const err: unknown = await s.insert(missing, rows(0, 1)).catch((e: unknown) => e);
+    const err: unknown = await insert(s, missing, rows(0, 1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TributaryError);
     expect((err as TributaryError).code).toBe('TABLE_NOT_FOUND');
   });
@@ -250,18 +261,18 @@ ${extraYaml}`,
       { name: 'grid', type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'value', type: 'INTEGER', mode: 'REPEATED' }] },
     ]);
     expect(parseDuckType('ENUM(\'a\', \'b\')[]')).toEqual({ kind: 'list', item: { kind: 'scalar', name: 'ENUM' } });
-    const { failures } = await s.insert({ projectId: 'p-1234', datasetId: 'logs', tableId: 'external' }, [{ insertId: 'e1', json: { id: 1, tags: ['a'], attrs: [{ key: 'k', value: 7 }], point: { 'x y': 1.5, select: null } } }]);
+    const { failures } = await insert(s, { projectId: 'p-1234', datasetId: 'logs', tableId: 'external' }, [{ insertId: 'e1', json: { id: 1, tags: ['a'], attrs: [{ key: 'k', value: 7 }], point: { 'x y': 1.5, select: null } } }]);
     expect(failures).toEqual([]);
     expect(await s.query(`SELECT attrs['k'] AS k FROM logs.external`)).toEqual([{ k: 7 }]);
   });
 
   it('follows a column added to the table once the schema is read again', async () => {
     const s = await open();
-    await s.insert(TYPES, [{ insertId: 'c1', json: { id: 'before' } }]);
+    await insert(s, TYPES, [{ insertId: 'c1', json: { id: 'before' } }]);
     await s.query('ALTER TABLE logs.types ADD COLUMN extra VARCHAR');
-    expect((await s.insert(TYPES, [{ insertId: 'c2', json: { id: 'early', extra: 'x' } }])).failures[0]?.message).toMatch(/no such field: extra/);
+    expect((await insert(s, TYPES, [{ insertId: 'c2', json: { id: 'early', extra: 'x' } }])).failures[0]).toMatchObject({ reason: expect.stringMatching(/no such field: extra/) });
     expect((await s.getTableSchema(TYPES)).fields.at(-1)).toEqual({ name: 'extra', type: 'STRING', mode: 'NULLABLE' });
-    expect(await s.insert(TYPES, [{ insertId: 'c3', json: { id: 'after', extra: 'x' } }])).toEqual({ failures: [] });
+    expect(await insert(s, TYPES, [{ insertId: 'c3', json: { id: 'after', extra: 'x' } }])).toEqual({ failures: [] });
   });
 
   it('says in one line what is wrong when the module, the file or a table definition is unusable', async () => {

@@ -1,13 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { insertAllBody } from '../../src/adapters/insert-all-body.js';
-import type { InsertRow } from '../../src/core/ports.js';
+import { BigQuerySink } from '../../src/adapters/bigquery-sink.js';
+import { BODY_OVERHEAD_BYTES, insertAllBody } from '../../src/adapters/insert-all-body.js';
+import type { PreparedRow } from '../../src/core/sink.js';
 import type { Row } from '../../src/core/table-schema.js';
 
 /** What `JSON.stringify` makes of the body `table.insert(rows, { raw: true })` sends. */
-function reference(rows: InsertRow[]): string {
-  return JSON.stringify({ skipInvalidRows: false, ignoreUnknownValues: false, rows: rows.map((r) => ({ insertId: r.insertId, json: r.json })) });
+function reference(rows: PreparedRow[]): string {
+  return JSON.stringify({ skipInvalidRows: false, ignoreUnknownValues: false, rows: rows.map((r) => ({ insertId: r.id, json: r.row })) });
 }
+
+const sink = new BigQuerySink({ projectId: 'test-project', timeoutMs: 1000 });
 
 const rowValue = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -28,7 +31,7 @@ describe('insertAllBody', () => {
       fc.property(
         fc.array(fc.record({ insertId: fc.string({ unit: 'binary' }), json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }), withText: fc.boolean() }), { maxLength: 6 }),
         (specs) => {
-          const rows: InsertRow[] = specs.map((s) => ({ insertId: s.insertId, json: s.json as Row, ...(s.withText ? { text: JSON.stringify(s.json) } : {}) }));
+          const rows: PreparedRow[] = specs.map((s) => (s.withText ? sink.prepare(s.insertId, s.json as Row) : { id: s.insertId, row: s.json as Row, bytes: 0 }));
           expect(insertAllBody(rows)).toBe(reference(rows));
         },
       ),
@@ -36,8 +39,22 @@ describe('insertAllBody', () => {
     );
   });
 
-  it('sends the text it is given: the pipeline owns keeping it in step with the row', () => {
-    const body = JSON.parse(insertAllBody([{ insertId: 'a"b', json: { n: 1 }, text: '{"n":2}' }])) as { rows: Array<{ insertId: string; json: unknown }> };
+  it('sends the text the row was prepared with: the pipeline owns keeping it in step with the row', () => {
+    const body = JSON.parse(insertAllBody([{ id: 'a"b', row: { n: 1 }, bytes: 7, encoded: '{"n":2}' }])) as { rows: Array<{ insertId: string; json: unknown }> };
     expect(body.rows).toEqual([{ insertId: 'a"b', json: { n: 2 } }]);
+  });
+
+  it('prepared sizes add up to the request exactly: envelope and insertId of every row counted', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ insertId: fc.string({ unit: 'binary', minLength: 1 }), json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }) }), { minLength: 1, maxLength: 8 }),
+        (specs) => {
+          const rows = specs.map((s) => sink.prepare(s.insertId, s.json as Row));
+          const total = rows.reduce((sum, r) => sum + r.bytes, 0);
+          expect(Buffer.byteLength(insertAllBody(rows))).toBe(BODY_OVERHEAD_BYTES + total - 1);
+        },
+      ),
+      { numRuns: 1_000 },
+    );
   });
 });

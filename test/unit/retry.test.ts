@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, worstCaseRetryMs } from '../../src/core/backoff.js';
+import { backoffDelay, worstCaseRetryMs } from '../../src/core/retry.js';
 
 const policy = { initialDelayMs: 250, maxDelayMs: 30_000 };
 
@@ -19,7 +19,7 @@ describe('backoffDelay', () => {
   });
 
   it('spreads delays over the whole interval', () => {
-    const seen = Array.from({ length: 2000 }, () => backoffDelay(policy, 4));
+    const seen = Array.from({ length: 2000 }, () => backoffDelay(policy, 4, Math.random));
     expect(Math.min(...seen)).toBeLessThan(200);
     expect(Math.max(...seen)).toBeGreaterThan(1800);
     expect(Math.max(...seen)).toBeLessThan(2000);

@@ -1,0 +1,339 @@
+import { TributaryError, toTributaryError, type ErrorCode } from '../../errors.js';
+import { actionFor } from '../failure-policy.js';
+import type { PipelineObserver, RouteStateName } from '../observer.js';
+import type { Clock, Logger, Random } from '../ports.js';
+import type { RetryPolicy } from '../retry.js';
+import type { Settler } from '../settler.js';
+import type { PreparedRow, Sink } from '../sink.js';
+import { formatTableRef, type Row, type TableRef } from '../table-schema.js';
+import type { TableValidators } from '../table-validators.js';
+import { Batcher, type BatchLimits } from './batcher.js';
+import { ConcurrencyController } from './concurrency-controller.js';
+import { InsertExecutor, type BatchResult } from './insert-executor.js';
+import { envelopesOf, type PendingRow } from './pending-row.js';
+import { PreValidation } from './pre-validation.js';
+import { RouteHealth, type ProbeResult } from './route-health.js';
+
+export type { PendingRow } from './pending-row.js';
+
+export interface RoutePipelineOptions {
+  name: string;
+  table: TableRef;
+  batch: BatchLimits;
+  maxInFlightBatches: number;
+  unknownFields: 'dead-letter' | 'drop';
+  retry: RetryPolicy;
+  /** Upper bound of the probe period while paused; probes start faster and back off to it. */
+  probeIntervalMs: number;
+}
+
+export interface RouteDeps {
+  sink: Sink;
+  validators: TableValidators;
+  settler: Settler;
+  observer: PipelineObserver;
+  clock: Clock;
+  logger: Logger;
+  random?: Random;
+}
+
+export interface RouteStatus {
+  route: string;
+  table: string;
+  state: RouteStateName;
+  reason?: { code: ErrorCode; message: string };
+  since: number;
+  lastSuccessAt?: number;
+  lastError?: { code: ErrorCode; message: string; at: number };
+  pendingRows: number;
+  queuedBatches: number;
+  inFlightBatches: number;
+  /** The in-flight limit in force: lowered when BigQuery throttles, raised back as inserts succeed. */
+  concurrencyLimit: number;
+  /** Minimum gap between request starts once a single request in flight still gets throttled. */
+  pacingMs: number;
+  /** Unsettled rows and no insert for STALL_AFTER_MS: the route has work and makes no progress. */
+  stalled: boolean;
+}
+
+/** A route with work and no successful insert for this long is reported as stalled. */
+const STALL_AFTER_MS = 120_000;
+
+/**
+ * One route, composed of parts that each do one thing: the batcher cuts batches, pre-validation
+ * keeps rows the table would refuse from leaving, the insert executor sends a batch until every
+ * row is settled, the concurrency controller sizes how many go at once, and the route health
+ * pauses, probes and resumes. Separate batches, limits and state per route: a slow or broken
+ * table never stalls another route's batches.
+ */
+export class RoutePipeline {
+  private readonly batcher: Batcher<PendingRow>;
+  private readonly ready: PendingRow[][] = [];
+  private inFlight = 0;
+  private readonly concurrency: ConcurrencyController;
+  private readonly health: RouteHealth;
+  private readonly validation: PreValidation;
+  private readonly executor: InsertExecutor;
+  private lastProgressAt: number;
+  private lastSuccessAt: number | undefined;
+  private lastError: { code: ErrorCode; message: string; at: number } | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private readonly stop = new AbortController();
+  private readonly tableName: string;
+  private readonly holdLimit: number;
+
+  constructor(
+    readonly options: RoutePipelineOptions,
+    private readonly deps: RouteDeps,
+  ) {
+    const { clock } = deps;
+    const random = deps.random ?? Math.random;
+    this.tableName = formatTableRef(options.table);
+    this.holdLimit = options.batch.maxRows * options.maxInFlightBatches;
+    this.lastProgressAt = clock.now();
+    const limits: BatchLimits = {
+      maxRows: Math.min(options.batch.maxRows, deps.sink.limits.maxRequestRows),
+      maxBytes: Math.min(options.batch.maxBytes, deps.sink.limits.maxRequestBytes),
+      maxDelayMs: options.batch.maxDelayMs,
+    };
+    this.batcher = new Batcher<PendingRow>(limits, clock, (item) => item.prepared.bytes, (batch, bytes) => {
+      this.ready.push(batch);
+      deps.observer.batchFlushed(options.name, batch.length, bytes);
+      this.pump();
+    });
+    this.concurrency = new ConcurrencyController(options.maxInFlightBatches, clock);
+    this.health = new RouteHealth({ initialProbeDelayMs: options.retry.initialDelayMs, probeIntervalMs: options.probeIntervalMs }, clock, {
+      probe: () => this.probe(),
+      changed: (state, error) => this.stateChanged(state, error),
+    });
+    const common = { route: options.name, table: options.table, observer: deps.observer, clock, random, retry: options.retry, signal: this.stop.signal };
+    this.validation = new PreValidation({ ...common, unknownFields: options.unknownFields, validators: deps.validators, sink: deps.sink });
+    this.executor = new InsertExecutor({
+      ...common,
+      tableName: this.tableName,
+      sink: deps.sink,
+      settler: deps.settler,
+      logger: deps.logger,
+      concurrency: this.concurrency,
+      staleSchema: () => deps.validators.invalidate(options.table),
+      wrote: () => {
+        this.lastSuccessAt = clock.now();
+        this.lastProgressAt = this.lastSuccessAt;
+        this.health.recovered();
+      },
+    });
+    deps.observer.routeState(options.name, 'running', undefined);
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Makes a row ready for this route's sink: its encoding and size. Throws ROW_TOO_LARGE. */
+  prepare(id: string, row: Row): PreparedRow {
+    return this.deps.sink.prepare(id, row);
+  }
+
+  submit(item: PendingRow): void {
+    const state = this.health.state;
+    if (state === 'stopped') {
+      this.deps.settler.nack([item.envelope], this.name, 'SHUTTING_DOWN');
+      return;
+    }
+    // A paused route holds a bounded number of rows; the rest go back to Pub/Sub at once so a
+    // shared subscription's flow control is not filled by a route that cannot make progress.
+    if (state === 'paused' && this.heldRows() >= this.holdLimit) {
+      this.deps.settler.nack([item.envelope], this.name, this.health.pauseCode ?? 'TABLE_NOT_FOUND');
+      return;
+    }
+    this.batcher.add(item);
+    if (state === 'draining') this.batcher.cut();
+  }
+
+  /** Sends the batch being filled now instead of when it is full or old enough. */
+  flush(): void {
+    if (this.health.sending) this.batcher.cut();
+  }
+
+  status(): RouteStatus {
+    const pauseError = this.health.error;
+    const status: RouteStatus = {
+      route: this.name,
+      table: this.tableName,
+      state: this.health.state,
+      since: this.health.stateSince,
+      pendingRows: this.batcher.size,
+      queuedBatches: this.ready.length,
+      inFlightBatches: this.inFlight,
+      concurrencyLimit: this.concurrency.limit,
+      pacingMs: Math.round(this.concurrency.pacingMs * 100) / 100,
+      stalled: this.unsettledRows > 0 && this.deps.clock.now() - this.lastProgressAt > STALL_AFTER_MS,
+    };
+    if (pauseError) status.reason = { code: pauseError.code, message: pauseError.message };
+    if (this.lastSuccessAt !== undefined) status.lastSuccessAt = this.lastSuccessAt;
+    if (this.lastError) status.lastError = this.lastError;
+    return status;
+  }
+
+  /** Rows accepted but not yet settled. */
+  get unsettledRows(): number {
+    return this.heldRows() + this.inFlight;
+  }
+
+  /**
+   * Flushes everything now and resolves once every row of this route is settled. A paused route
+   * gives its rows back to Pub/Sub. After `abort`, retries stop waiting and what is left is nacked.
+   */
+  async drain(): Promise<void> {
+    if (this.health.state === 'paused') this.releaseHeld(this.health.pauseCode ?? 'SHUTTING_DOWN');
+    this.health.draining();
+    this.batcher.cut();
+    this.pump();
+    await this.whenIdle();
+    this.health.stopped();
+  }
+
+  /** Ends waiting in retries at once (the drain deadline passed). */
+  abort(): void {
+    this.stop.abort();
+    this.health.stopped();
+    this.releaseHeld('SHUTTING_DOWN');
+  }
+
+  private get draining(): boolean {
+    return this.health.state === 'draining' || this.health.state === 'stopped';
+  }
+
+  private heldRows(): number {
+    let rows = this.batcher.size;
+    for (const batch of this.ready) rows += batch.length;
+    return rows;
+  }
+
+  private pump(): void {
+    while (this.health.sending && this.inFlight < this.concurrency.limit && this.ready.length > 0) {
+      const batch = this.ready.shift() as PendingRow[];
+      this.inFlight++;
+      void this.run(batch).then(
+        (result) => this.batchDone(result),
+        (err: unknown) => {
+          // run() settles its rows on every path; reaching here is a bug.
+          this.deps.logger.error({ route: this.name, err: String(err) }, 'Batch failed unexpectedly.');
+          this.batchDone({ kind: 'settled' });
+        },
+      );
+    }
+    this.wakeIfIdle();
+  }
+
+  private batchDone(result: BatchResult): void {
+    this.inFlight--;
+    if (result.kind === 'held') this.hold(result.rows, result.error);
+    this.pump();
+  }
+
+  /** Validates and sends one batch; what a destination error stops is returned to be held. */
+  private async run(batch: PendingRow[], maxAttempts?: number): Promise<BatchResult> {
+    let checked: Awaited<ReturnType<PreValidation['check']>>;
+    try {
+      checked = await this.validation.check(batch);
+    } catch (err) {
+      const error = toTributaryError(err);
+      this.recordError(error);
+      if (actionFor(error, { draining: this.draining }) === 'pause') return { kind: 'held', rows: batch, error };
+      this.deps.logger.error({ route: this.name, code: error.code, err: error.message }, 'Table schema unavailable; rows nacked.');
+      this.deps.settler.nack(envelopesOf(batch), this.name, error.code);
+      return { kind: 'settled' };
+    }
+    const deadLetters = checked.refused.map(({ item, error }) =>
+      this.deps.settler.deadLetter({ envelope: item.envelope, error, route: this.name, attempts: 1, schemaKey: item.schemaKey }),
+    );
+    const result = checked.rows.length > 0 ? await this.executor.execute(checked.rows, { draining: this.draining, ...(maxAttempts ? { maxAttempts } : {}) }) : { kind: 'settled' as const };
+    await Promise.all(deadLetters);
+    if (result.kind === 'held') this.recordError(result.error);
+    return result;
+  }
+
+  /** Rows a destination error stopped wait in front of the queue while the route is paused. */
+  private hold(rows: PendingRow[], error: TributaryError): void {
+    if (this.draining || actionFor(error, { draining: this.draining }) !== 'pause') {
+      this.deps.settler.nack(envelopesOf(rows), this.name, error.code);
+      return;
+    }
+    this.ready.unshift(rows);
+    if (this.health.state !== 'paused') {
+      this.deps.logger.error({ route: this.name, table: this.tableName, code: error.code, err: error.message }, 'Route paused: the destination is unusable; probing until it recovers.');
+    }
+    this.health.pause(error);
+  }
+
+  /**
+   * One request per probe period: a real write of the first held batch, so a destination that can
+   * be read but not written stays paused; with nothing held, a read of the table's schema.
+   * What was held goes back to Pub/Sub when the probe fails: redelivery, not a hot loop.
+   */
+  private async probe(): Promise<ProbeResult> {
+    this.deps.validators.invalidate(this.options.table);
+    const batch = this.ready.shift();
+    let error: TributaryError | undefined;
+    if (batch === undefined) {
+      try {
+        await this.deps.validators.get(this.options.table, this.options.unknownFields);
+      } catch (err) {
+        error = toTributaryError(err);
+      }
+    } else {
+      this.inFlight++;
+      try {
+        const result = await this.run(batch, 1);
+        if (result.kind === 'held') {
+          error = result.error;
+          this.ready.unshift(result.rows);
+        }
+      } finally {
+        this.inFlight--;
+      }
+    }
+    if (error === undefined) return { ok: true };
+    this.recordError(error);
+    if (this.health.state === 'paused') this.releaseHeld(error.code);
+    return { ok: false, error };
+  }
+
+  private stateChanged(state: RouteStateName, error: TributaryError | undefined): void {
+    this.deps.observer.routeState(this.name, state, error?.code);
+    if (state === 'running') {
+      this.deps.logger.info({ route: this.name, table: this.tableName }, 'Route resumed: the destination answers again.');
+      this.batcher.cut();
+      this.pump();
+    }
+  }
+
+  private recordError(error: TributaryError): void {
+    this.lastError = { code: error.code, message: error.message, at: this.deps.clock.now() };
+  }
+
+  private releaseHeld(code: ErrorCode): void {
+    const held = this.batcher.takeAll();
+    for (const batch of this.ready.splice(0)) for (const item of batch) held.push(item);
+    this.deps.settler.nack(envelopesOf(held), this.name, code);
+    this.wakeIfIdle();
+  }
+
+  private wakeIfIdle(): void {
+    if (!this.idle()) return;
+    this.lastProgressAt = this.deps.clock.now();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private idle(): boolean {
+    return this.inFlight === 0 && this.ready.length === 0 && this.batcher.size === 0;
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.idle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}
