@@ -3,7 +3,7 @@ import type { Row, TableRef, TableSchema } from './table-schema.js';
 
 /**
  * A row made ready for one sink, once, when it enters its route: the sink's own encoding of it
- * (JSON text for insertAll, nothing for a sink that encodes per request) and its size in the unit
+ * (JSON text for a JSON API, nothing for a sink that encodes per request) and its size in the unit
  * of that sink's request limit, envelope included. Batches are measured in these bytes.
  */
 export interface PreparedRow {
@@ -29,7 +29,7 @@ export type RowFailure =
 
 export interface WriteOutcome {
   readonly failures: readonly RowFailure[];
-  /** What the destination bills for the rows written, in bytes (insertAll: at least 1 KB a row). */
+  /** What the destination bills for the rows written, in bytes (with its per-row minimum, if it has one). */
   readonly billedBytes: number;
 }
 

@@ -40,7 +40,7 @@ export function formatTableRef(ref: TableRef): string {
   return `${ref.projectId}.${ref.datasetId}.${ref.tableId}`;
 }
 
-/** JSON-ready row value: what insertAll accepts and JSON.stringify can write. */
+/** JSON-ready row value: what BigQuery's JSON row format accepts and JSON.stringify can write. */
 export type RowValue = string | number | boolean | null | RowValue[] | Row;
 export interface Row {
   [column: string]: RowValue;

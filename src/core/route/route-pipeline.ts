@@ -13,8 +13,7 @@ import { InsertExecutor, type BatchResult } from './insert-executor.js';
 import { envelopesOf, type PendingRow } from './pending-row.js';
 import { PreValidation } from './pre-validation.js';
 import { RouteHealth, type ProbeResult } from './route-health.js';
-
-export type { PendingRow } from './pending-row.js';
+import { STALL_AFTER_MS, type RouteStatus } from './route-status.js';
 
 export interface RoutePipelineOptions {
   name: string;
@@ -36,28 +35,6 @@ export interface RouteDeps {
   logger: Logger;
   random?: Random;
 }
-
-export interface RouteStatus {
-  route: string;
-  table: string;
-  state: RouteStateName;
-  reason?: { code: ErrorCode; message: string };
-  since: number;
-  lastSuccessAt?: number;
-  lastError?: { code: ErrorCode; message: string; at: number };
-  pendingRows: number;
-  queuedBatches: number;
-  inFlightBatches: number;
-  /** The in-flight limit in force: lowered when BigQuery throttles, raised back as inserts succeed. */
-  concurrencyLimit: number;
-  /** Minimum gap between request starts once a single request in flight still gets throttled. */
-  pacingMs: number;
-  /** Unsettled rows and no insert for STALL_AFTER_MS: the route has work and makes no progress. */
-  stalled: boolean;
-}
-
-/** A route with work and no successful insert for this long is reported as stalled. */
-const STALL_AFTER_MS = 120_000;
 
 /**
  * One route, composed of parts that each do one thing: the batcher cuts batches, pre-validation
