@@ -111,12 +111,19 @@ export interface TargetTopic {
  * Any other topic keeps what a worker needs to decode it again: the Confluent header stays in the
  * payload, and a Pub/Sub schema reference stays under `tributary_schema_*` (the README's promise
  * for messages tributary republishes). The replay count always travels, so a message that fails
- * again is dead-lettered with it and the loop guard holds.
+ * again is dead-lettered with it and the loop guard holds; so does its first identity
+ * (`tributary_source_*`), so its next dead letter names the message this run took and the run
+ * leaves it for the report instead of taking it again.
  */
 export function republishMessage(message: DeadLetterMessage, replayCount: number, target: TargetTopic): { data: Buffer; attributes: Record<string, string> } {
   const a = message.attributes;
   const attributes = originalAttributes(a);
   attributes[REPLAY_COUNT_ATTRIBUTE] = String(replayCount);
+  const first = readDeadLetterInfo(message);
+  attributes.tributary_source_message_id = first.sourceMessageId;
+  attributes.tributary_source_publish_time = new Date(first.sourcePublishTimeMs).toISOString();
+  if (first.sourceSubscription !== undefined) attributes.tributary_source_subscription = first.sourceSubscription;
+  if (first.sourceTopic !== undefined) attributes.tributary_source_topic = first.sourceTopic;
   let data = message.data;
   if (target.schemaTopic) {
     const confluentFramed = a[TRIBUTARY_SCHEMA_ATTRIBUTES.confluentId] !== undefined && data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE;

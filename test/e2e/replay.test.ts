@@ -106,12 +106,35 @@ describe('dead-letter replay with the built CLI', () => {
     const republished = await pullAll(targetSub, { max: 3, timeoutMs: 10_000 });
     expect(republished).toHaveLength(3);
     for (const m of republished) {
-      expect(m.attributes).toEqual({ log_type: 'other', tributary_replay_count: '1' });
+      // Its first identity travels, so a worker that dead-letters it again names the same message.
+      expect(m.attributes).toEqual({
+        log_type: 'other',
+        tributary_replay_count: '1',
+        tributary_source_message_id: expect.any(String),
+        tributary_source_publish_time: expect.any(String),
+        tributary_source_subscription: h.subscription.name,
+        tributary_source_topic: h.topic.name,
+      });
       expect(m.data.subarray(0, 5)).toEqual(encodeConfluentHeader(1));
     }
-    expect(unroutedIds).toHaveLength(3);
+    expect(republished.map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...unroutedIds].sort());
     const left = await drainDeadLetters();
     expect(left.map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...accessIds].sort());
+  });
+
+  it('--to-topic into a running worker takes each dead letter once: what fails again waits for the next run', async () => {
+    const watch = await watchDeadLetters();
+    const { unroutedIds } = await makeDeadLetters(0, 4, watch);
+    const worker = await h.startWorker(ROUTES.replace('$SCHEMAS', dir));
+    const cli = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--to-topic', h.topic.name, '--idle-timeout', '3s']);
+    expect(await cli.exit).toBe(0);
+    await worker.stop();
+    const report = cli.stderr.join('\n');
+    expect(report).toMatch(/unrouted\s+UNROUTED\s+4\s+4/);
+    // The worker dead-lettered each republished message again; the run saw those and left them.
+    const left = await drainDeadLetters();
+    expect(left.map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...unroutedIds].sort());
+    expect(left.map((m) => m.attributes.tributary_replay_count)).toEqual(['1', '1', '1', '1']);
   });
 
   it('dry run changes nothing; a filter and --max take only what they name', async () => {

@@ -78,11 +78,14 @@ describe('dead-letter messages', () => {
     });
   });
 
-  it('republishes without goog* keys: the schema reference stays under tributary_schema_* unless the topic sets it', () => {
+  it('republishes without goog* keys, with its first identity: the schema reference stays under tributary_schema_* unless the topic sets it', () => {
     const plain = republishMessage(deadLetter({ ...BASE, googclient_schemaname: 'x' }), 2, { schemaTopic: false });
     expect(plain.attributes).toEqual({
       log_type: 'access',
       tributary_replay_count: '2',
+      tributary_source_message_id: 'm-42',
+      tributary_source_publish_time: '2026-03-01T10:00:00.000Z',
+      tributary_source_subscription: 'projects/p/subscriptions/logs',
       tributary_schema_name: 'projects/p/schemas/access',
       tributary_schema_revision_id: 'abcd1234',
       tributary_schema_encoding: 'BINARY',
@@ -92,7 +95,8 @@ describe('dead-letter messages', () => {
     // A schema topic validates the bare Avro body and sets its own googclient_* attributes.
     const toSchemaTopic = republishMessage(confluent, 1, { schemaTopic: true });
     expect(toSchemaTopic.data).toEqual(Buffer.from([1, 2]));
-    expect(toSchemaTopic.attributes).toEqual({ log_type: 'access', tributary_replay_count: '1' });
+    expect(toSchemaTopic.attributes).toMatchObject({ log_type: 'access', tributary_replay_count: '1', tributary_source_message_id: expect.any(String) });
+    expect(Object.keys(toSchemaTopic.attributes).filter((k) => k.startsWith('tributary_schema_'))).toEqual([]);
   });
 });
 
