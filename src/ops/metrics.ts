@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ErrorCode } from '../errors.js';
 import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome } from '../core/observer.js';
@@ -130,6 +131,8 @@ export class Metrics implements PipelineObserver {
         this.set(cacheSize());
       },
     });
+    // prom-client reports heap use but not the limit (--max-old-space-size): the heap alert needs both.
+    new Gauge({ name: 'tributary_heap_size_limit_bytes', help: 'V8 heap size limit; the process aborts when the heap reaches it.', registers }).set(getHeapStatistics().heap_size_limit);
     new Gauge({ name: 'tributary_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set({ version: options.version ?? 'unknown' }, 1);
     this.schemaCacheHits = new Counter({
       name: 'tributary_schema_cache_hits_total',

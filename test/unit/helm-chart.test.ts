@@ -7,7 +7,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { Metrics } from '../../src/ops/metrics.js';
@@ -18,6 +18,7 @@ const renderer = HelmRenderer.load(CHART);
 const ajv = new Ajv({ allErrors: true, strict: false });
 const valuesSchema = ajv.compile(JSON.parse(readFileSync(`${CHART}/values.schema.json`, 'utf8')) as object);
 const podMonitoringSchema = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/podmonitoring-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8')) as object);
+const gmpRulesSchema = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/rules-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8')) as object);
 
 type Doc = Record<string, unknown>;
 interface K8sModel {
@@ -35,6 +36,7 @@ const MODELS: Record<string, new (data: never) => K8sModel> = {
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 /** Several worker groups, every toggle on: heavy log types get pods and sizes of their own. */
@@ -88,6 +90,9 @@ function validateManifest(doc: Doc): string[] {
   const key = `${String(doc.apiVersion)}/${String(doc.kind)}`;
   if (key === 'monitoring.googleapis.com/v1/PodMonitoring') {
     return podMonitoringSchema(doc) ? [] : (podMonitoringSchema.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+  }
+  if (key === 'monitoring.googleapis.com/v1/Rules' || key === 'monitoring.googleapis.com/v1/GlobalRules') {
+    return gmpRulesSchema(doc) ? [] : (gmpRulesSchema.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
   }
   const Model = MODELS[key];
   if (Model === undefined) return [`no schema for ${key}`];
@@ -188,10 +193,11 @@ describe('helm/tributary', () => {
     expect(get(access, 'spec.template.spec.terminationGracePeriodSeconds')).toBe(60);
     expect(byKind(docs, 'ServiceAccount')[0]).toMatchObject({ metadata: { annotations: { 'iam.gke.io/gcp-service-account': 'tributary@acme-logs.iam.gserviceaccount.com' } } });
     expect(byKind(docs, 'ServiceMonitor')).toHaveLength(1);
+    expect(byKind(docs, 'PrometheusRule')).toHaveLength(1);
   });
 
   it('toggles off render nothing for their resources', () => {
-    const docs = renderDocs({ metrics: { service: { enabled: false }, podMonitoring: { enabled: false } }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false }, dashboard: { enabled: false }, serviceAccount: { create: false, name: 'existing' } });
+    const docs = renderDocs({ metrics: { service: { enabled: false }, podMonitoring: { enabled: false } }, alerts: { enabled: false }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false }, dashboard: { enabled: false }, serviceAccount: { create: false, name: 'existing' } });
     expect(docs.map((d) => d.doc.kind).sort()).toEqual(['ConfigMap', 'Deployment']);
     expect(get(byKind(docs, 'Deployment')[0], 'spec.template.spec.serviceAccountName')).toBe('existing');
   });
@@ -204,6 +210,8 @@ describe('helm/tributary', () => {
     expect(bad({ config: { routes: {} } })).toBe(false);
     expect(bad({ serviceAccount: { gcpServiceAccount: 'not-an-email' } })).toBe(false);
     expect(bad({ metrics: { podMonitoring: { interval: 'often' } } })).toBe(false);
+    expect(bad({ alerts: { runbookBaseUrl: 'docs in the wiki' } })).toBe(false);
+    expect(bad({ alerts: { cloudMonitoring: true } })).toBe(false);
   });
 
   it('the renderer refuses what it does not implement instead of rendering it wrongly', () => {
