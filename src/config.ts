@@ -106,11 +106,11 @@ const baseConfigSchema = z
       .default({})
       .describe('How a message finds its route.'),
     routes: z
-      .record(z.string().regex(routeNamePattern, 'route names are lower_snake_case'), routeSchema)
+      .record(z.string().regex(routeNamePattern, 'route names are lower_snake_case').describe('name'), routeSchema)
       .describe('Route name (`lower_snake_case`) → route: the log types it takes and the table they go to. At least one.'),
     retry: z
       .object({
-        maxAttempts: z.number().int().min(1).max(100).default(6).describe('Attempts per batch insert, registry fetch and table probe before the messages are nacked.'),
+        maxAttempts: z.number().int().min(1).max(100).default(6).describe('Attempts per batch (and per registry fetch) before the messages are nacked.'),
         initialDelayMs: z.number().int().min(1).default(250).describe('Backoff before the second attempt; exponential with full jitter: attempt n waits uniformly in [0, min(maxDelayMs, initialDelayMs·2ⁿ⁻¹)].'),
         maxDelayMs: z.number().int().min(1).default(30_000).describe('Longest backoff between two attempts.'),
       })
@@ -128,7 +128,13 @@ const baseConfigSchema = z
         path: z.string().min(1).default('tributary.duckdb').describe('The database file (relative to the working directory); created with its directory if missing.'),
         /** Route name -> table definition file (`.avsc` or a BigQuery schema `.json`); the sink creates missing tables from it. */
         tables: z
-          .record(z.string().min(1).describe('The file the route\'s table is created from when the database lacks it: an Avro record schema (`.avsc`) or a BigQuery schema (`.json`).'))
+          .record(
+            z.string().describe('route'),
+            z
+              .string()
+              .min(1)
+              .describe('The file the route\'s table is created from when the database lacks it: an Avro record schema (`.avsc`) or a BigQuery schema (`.json`).'),
+          )
           .default({})
           .describe('Route name → table definition file; the sink creates missing tables from it.'),
       })
