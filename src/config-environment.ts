@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { unwrapSetting, type SettingNode } from './config-settings.js';
+import type { SettingNode } from './config-settings.js';
 
 /*
  * TRIBUTARY_* variables over the config file. The variable names are derived from the config
@@ -57,9 +57,7 @@ function resolveEnvPath(tokens: string[], tree: SettingNode, value: unknown): Re
 
 /** A string setting (a name, a secret, an enum) takes the variable as written: `0123` stays a string. */
 function takesRawText(node: SettingNode): boolean {
-  if (node.kind !== 'value') return false;
-  const { schema } = unwrapSetting(node.schema);
-  return schema instanceof z.ZodString || schema instanceof z.ZodEnum;
+  return node.kind === 'value' && (node.schema instanceof z.ZodString || node.schema instanceof z.ZodEnum);
 }
 
 /**

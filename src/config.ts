@@ -87,7 +87,6 @@ const baseConfigSchema = z
           .min(1)
           .optional()
           .describe('Folder of `<id>.avsc` files: `42.avsc` for Confluent id 42, `<schema>@<revision>.avsc` for a Pub/Sub schema revision (short schema name). For development and tests.'),
-        /** Compiled schemas kept in memory; schema ids are few, this only guards a runaway producer. */
         cacheMaxEntries: z.number().int().min(1).default(10_000).describe('Compiled schemas kept in memory (a guard against a runaway producer; schema ids are few).'),
       })
       .strict()
@@ -121,12 +120,10 @@ const baseConfigSchema = z
       .object({ topic: z.string().min(1).describe('Topic for messages that can never succeed. It needs a subscription, or Pub/Sub drops what it receives.') })
       .strict()
       .describe('Where messages that can never succeed go, with the reason.'),
-    /** Where rows go: BigQuery in production, an embedded DuckDB file for development. */
     sink: z.enum(['bigquery', 'duckdb']).default('bigquery').describe('Where rows go: BigQuery, or an embedded DuckDB file for development.'),
     duckdb: z
       .object({
         path: z.string().min(1).default('tributary.duckdb').describe('The database file (relative to the working directory); created with its directory if missing.'),
-        /** Route name -> table definition file (`.avsc` or a BigQuery schema `.json`); the sink creates missing tables from it. */
         tables: z
           .record(
             z.string().describe('route'),
@@ -159,7 +156,6 @@ const baseConfigSchema = z
         apiEndpoint: z.string().url().optional().describe('Another endpoint (emulators, tests); skips authentication.'),
         projectId: z.string().min(1).optional().describe('Project of tables that name none. Default: `projectId`.'),
         timeoutMs: z.number().int().min(1000).default(60_000).describe('Per-request deadline; a timed-out insert is retried with the same insertIds.'),
-        /** How often a paused route checks whether its table is back. */
         probeIntervalMs: z.number().int().min(100).default(30_000).describe("Longest wait between probes of a paused route's table."),
       })
       .strict()
