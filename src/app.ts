@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
@@ -17,6 +16,7 @@ import { Settler } from './core/settler.js';
 import { TableValidators } from './core/table-validators.js';
 import { Metrics } from './ops/metrics.js';
 import { startHttpServer } from './ops/http-server.js';
+import { packageVersion } from './package-version.js';
 
 /** Table schemas are re-read this often even without a reason to. */
 const TABLE_SCHEMA_TTL_MS = 5 * 60_000;
@@ -29,11 +29,6 @@ export interface Worker {
 }
 
 export class StartupError extends Error {}
-
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
   const reg = config.registry;

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { overlayEnvironment } from './config-environment.js';
+import { settingTree } from './config-settings.js';
 import { ConfigError } from './errors.js';
 
 /** Pub/Sub and BigQuery limits the config is checked against. */
@@ -15,115 +17,246 @@ const tablePattern = /^(?:([a-z][a-z0-9-:.]{4,61}[a-z0-9])\.)?([A-Za-z0-9_]{1,10
 
 const batchSchema = z
   .object({
-    maxRows: z.number().int().min(1).max(LIMITS.maxBatchRows).default(500),
-    maxBytes: z.number().int().min(1024).max(LIMITS.maxBatchBytes).default(5_000_000),
-    maxDelayMs: z.number().int().min(0).max(600_000).default(1000),
+    maxRows: z.number().int().min(1).max(LIMITS.maxBatchRows).default(500).describe("Flush the route's batch at this many rows (BigQuery allows at most 50,000 per request)."),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(LIMITS.maxBatchBytes)
+      .default(5_000_000)
+      .describe('Flush before the rows of a batch exceed this many bytes as the sink measures them (at most 9 MiB, under the 10 MB request limit).'),
+    maxDelayMs: z.number().int().min(0).max(600_000).default(1000).describe('Flush a batch this long after its first row.'),
   })
-  .strict();
+  .strict()
+  .describe('When a batch is sent: whichever limit is reached first.');
 
 const metadataSchema = z
   .object({
-    messageId: z.string().optional(),
-    publishTime: z.string().optional(),
-    subscription: z.string().optional(),
-    attributes: z.string().optional(),
+    messageId: z.string().optional().describe('Column that receives the Pub/Sub message id (deduplicate on it downstream).'),
+    publishTime: z.string().optional().describe('Column that receives the publish time (TIMESTAMP).'),
+    subscription: z.string().optional().describe('Column that receives the subscription path.'),
+    attributes: z.string().optional().describe('Column that receives the message attributes as a JSON string.'),
   })
-  .strict();
+  .strict()
+  .describe('Optional columns filled from the Pub/Sub message rather than from the record.');
 
 const routeSchema = z
   .object({
-    match: z.array(z.string().min(1)).min(1),
-    table: z.string().regex(tablePattern, 'must be [project.]dataset.table'),
-    subscription: z.string().min(1).optional(),
+    match: z.array(z.string().min(1)).min(1).describe('Log types this route takes; a log type belongs to one route.'),
+    table: z.string().regex(tablePattern, 'must be [project.]dataset.table').describe('Destination table, `[project.]dataset.table`; without a project, `bigquery.projectId`.'),
+    subscription: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("A subscription of the route's own (short name or full path), filtered on the log type, so that its flow control is its own."),
     batch: batchSchema.default({}),
-    maxInFlightBatches: z.number().int().min(1).max(64).default(4),
-    unknownFields: z.enum(['dead-letter', 'drop']).default('dead-letter'),
+    maxInFlightBatches: z.number().int().min(1).max(64).default(4).describe('Insert requests open at once for this route (fewer while the destination throttles).'),
+    unknownFields: z
+      .enum(['dead-letter', 'drop'])
+      .default('dead-letter')
+      .describe('A field the table lacks: dead-letter the message (`UNKNOWN_FIELD`) or drop the field (counted in `tributary_unknown_fields_dropped_total`).'),
     metadata: metadataSchema.default({}),
   })
   .strict();
 
-const configSchema = z
+const baseConfigSchema = z
   .object({
-    projectId: z.string().min(1).optional(),
-    subscription: z.string().min(1).optional(),
+    projectId: z.string().min(1).optional().describe('Project of the subscriptions and topics, and of tables that name no project. Default: the `GOOGLE_CLOUD_PROJECT` variable.'),
+    subscription: z.string().min(1).optional().describe('Default subscription (short name or `projects/…/subscriptions/…`). Required unless every route has its own.'),
     registry: z
       .object({
-        kind: z.enum(['auto', 'pubsub', 'confluent', 'directory']).default('auto'),
+        kind: z
+          .enum(['auto', 'pubsub', 'confluent', 'directory'])
+          .default('auto')
+          .describe(
+            '`auto` picks per message: Pub/Sub schema attributes → the Pub/Sub schema service; a Confluent header → `registry.confluent`, else `registry.directory`. `pubsub`, `confluent`, `directory` use only that one.',
+          ),
         confluent: z
           .object({
-            url: z.string().url(),
-            username: z.string().optional(),
-            password: z.string().optional(),
-            bearerToken: z.string().optional(),
-            timeoutMs: z.number().int().min(100).max(120_000).default(5000),
+            url: z.string().url().describe('Base URL of a Confluent-compatible registry (Confluent, Apicurio, Karapace, Redpanda).'),
+            username: z.string().optional().describe('HTTP basic auth user; goes with `password`.'),
+            password: z.string().optional().describe('HTTP basic auth password; goes with `username`.'),
+            bearerToken: z.string().optional().describe('Bearer auth, instead of basic auth.'),
+            timeoutMs: z.number().int().min(100).max(120_000).default(5000).describe('Per-request timeout; a timeout is a retryable `REGISTRY_UNAVAILABLE`.'),
           })
           .strict()
-          .optional(),
-        directory: z.string().min(1).optional(),
-        /** Compiled schemas kept in memory; schema ids are few, this only guards a runaway producer. */
-        cacheMaxEntries: z.number().int().min(1).default(10_000),
+          .optional()
+          .describe('A Confluent-compatible schema registry, for Confluent-framed messages (`0x00` + 4-byte schema id).'),
+        directory: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Folder of `<id>.avsc` files: `42.avsc` for Confluent id 42, `<schema>@<revision>.avsc` for a Pub/Sub schema revision (short schema name). For development and tests.'),
+        cacheMaxEntries: z.number().int().min(1).default(10_000).describe('Compiled schemas kept in memory (a guard against a runaway producer; schema ids are few).'),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe('Where the schema a message names is fetched from (cached per id).'),
     routing: z
       .object({
-        from: z.enum(['attribute', 'record-name', 'field']).default('attribute'),
-        key: z.string().min(1).default('log_type'),
-        unrouted: z.string().min(1).default('dead-letter'),
+        from: z
+          .enum(['attribute', 'record-name', 'field'])
+          .default('attribute')
+          .describe("Where the log type comes from: a message attribute, the Avro record's full name, or a field of the record."),
+        key: z.string().min(1).default('log_type').describe('The attribute name, or the dotted field path when `from` is `field`.'),
+        unrouted: z.string().min(1).default('dead-letter').describe('Log types no route matches: `dead-letter` them (`UNROUTED`), or the name of a route that takes them.'),
       })
       .strict()
-      .default({}),
-    routes: z.record(z.string().regex(routeNamePattern, 'route names are lower_snake_case'), routeSchema),
+      .default({})
+      .describe('How a message finds its route.'),
+    routes: z
+      .record(z.string().regex(routeNamePattern, 'route names are lower_snake_case').describe('name'), routeSchema)
+      .describe('Route name (`lower_snake_case`) → route: the log types it takes and the table they go to. At least one.'),
     retry: z
       .object({
-        maxAttempts: z.number().int().min(1).max(100).default(6),
-        initialDelayMs: z.number().int().min(1).default(250),
-        maxDelayMs: z.number().int().min(1).default(30_000),
+        maxAttempts: z.number().int().min(1).max(100).default(6).describe('Attempts per batch (and per registry fetch) before the messages are nacked.'),
+        initialDelayMs: z.number().int().min(1).default(250).describe('Backoff before the second attempt; exponential with full jitter: attempt n waits uniformly in [0, min(maxDelayMs, initialDelayMs·2ⁿ⁻¹)].'),
+        maxDelayMs: z.number().int().min(1).default(30_000).describe('Longest backoff between two attempts.'),
       })
       .strict()
-      .default({}),
-    deadLetter: z.object({ topic: z.string().min(1) }).strict(),
-    /** Where rows go: BigQuery in production, an embedded DuckDB file for development. */
-    sink: z.enum(['bigquery', 'duckdb']).default('bigquery'),
+      .default({})
+      .describe('Bounded retries of transient failures.'),
+    deadLetter: z
+      .object({ topic: z.string().min(1).describe('Topic for messages that can never succeed. It needs a subscription, or Pub/Sub drops what it receives.') })
+      .strict()
+      .describe('Where messages that can never succeed go, with the reason.'),
+    sink: z.enum(['bigquery', 'duckdb']).default('bigquery').describe('Where rows go: BigQuery, or an embedded DuckDB file for development.'),
     duckdb: z
       .object({
-        path: z.string().min(1).default('tributary.duckdb'),
-        /** Route name -> table definition file (`.avsc` or a BigQuery schema `.json`); the sink creates missing tables from it. */
-        tables: z.record(z.string().min(1)).default({}),
+        path: z.string().min(1).default('tributary.duckdb').describe('The database file (relative to the working directory); created with its directory if missing.'),
+        tables: z
+          .record(
+            z.string().describe('route'),
+            z
+              .string()
+              .min(1)
+              .describe('The file the route\'s table is created from when the database lacks it: an Avro record schema (`.avsc`) or a BigQuery schema (`.json`).'),
+          )
+          .default({})
+          .describe('Route name → table definition file; the sink creates missing tables from it.'),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe('The DuckDB sink (`sink: duckdb`).'),
     flowControl: z
       .object({
-        maxMessages: z.number().int().min(1).default(2000),
-        maxBytes: z.number().int().min(1024).default(100 * 1024 * 1024),
+        maxMessages: z.number().int().min(1).default(2000).describe('Messages held at once per subscription, received and not yet acked or nacked.'),
+        maxBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(100 * 1024 * 1024)
+          .describe('Payload bytes held at once per subscription. With `allowExcessMessages: false`, both limits really bound memory.'),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe('Pub/Sub flow control, per subscription.'),
     bigquery: z
       .object({
-        apiEndpoint: z.string().url().optional(),
-        projectId: z.string().min(1).optional(),
-        timeoutMs: z.number().int().min(1000).default(60_000),
-        /** How often a paused route checks whether its table is back. */
-        probeIntervalMs: z.number().int().min(100).default(30_000),
+        apiEndpoint: z.string().url().optional().describe('Another endpoint (emulators, tests); skips authentication.'),
+        projectId: z.string().min(1).optional().describe('Project of tables that name none. Default: `projectId`.'),
+        timeoutMs: z.number().int().min(1000).default(60_000).describe('Per-request deadline; a timed-out insert is retried with the same insertIds.'),
+        probeIntervalMs: z.number().int().min(100).default(30_000).describe("Longest wait between probes of a paused route's table."),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe('The BigQuery sink.'),
     server: z
       .object({
-        port: z.number().int().min(0).max(65535).default(9464),
-        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(9464).describe('Port of `/metrics`, `/healthz`, `/readyz` and `/status` (0: any free port).'),
+        host: z
+          .string()
+          .default('0.0.0.0')
+          .describe('Address the ops server listens on. It has no authentication; `127.0.0.1` keeps it to the pod or machine.'),
       })
       .strict()
-      .default({}),
-    shutdown: z.object({ drainTimeoutMs: z.number().int().min(0).default(25_000) }).strict().default({}),
-    log: z
-      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .default({})
+      .describe('The ops HTTP server.'),
+    shutdown: z
+      .object({ drainTimeoutMs: z.number().int().min(0).default(25_000).describe('On SIGTERM: time to flush and settle what is in flight; what is left is nacked.') })
       .strict()
-      .default({}),
+      .default({})
+      .describe('Graceful shutdown.'),
+    log: z
+      .object({
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info')
+          .describe("pino level; logs are one JSON object per line with Cloud Logging's `severity`."),
+      })
+      .strict()
+      .default({})
+      .describe('Logging.'),
   })
   .strict();
+
+type CheckedConfig = z.output<typeof baseConfigSchema>;
+
+/** Route names, for messages that list the choices. */
+function namesOf(config: CheckedConfig): string {
+  return Object.keys(config.routes).join(', ') || 'none defined';
+}
+
+/**
+ * Rules that span several settings, run by the schema once every setting is valid on its own.
+ * Each problem names the setting to change.
+ */
+function checkAcrossSettings(config: CheckedConfig, ctx: z.RefinementCtx): void {
+  const problem = (path: Array<string | number>, message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  if (!config.projectId) problem(['projectId'], 'required (or set GOOGLE_CLOUD_PROJECT)');
+  const projectId = config.projectId ?? 'unset';
+  const routeNames = Object.keys(config.routes);
+  if (routeNames.length === 0) problem(['routes'], 'at least one route is required');
+  const seen = new Map<string, string>();
+  for (const [name, route] of Object.entries(config.routes)) {
+    for (const value of route.match) {
+      const other = seen.get(value);
+      if (other) problem(['routes', name, 'match'], `"${value}" is already matched by route "${other}"`);
+      else seen.set(value, name);
+    }
+  }
+  const { unrouted } = config.routing;
+  if (unrouted !== 'dead-letter' && !routeNames.includes(unrouted)) {
+    problem(['routing', 'unrouted'], `must be "dead-letter" or a route name (${namesOf(config)}), got "${unrouted}"`);
+  }
+  const without = routeNames.filter((name) => !config.routes[name]?.subscription);
+  if (!config.subscription && without.length > 0) {
+    problem(['subscription'], `required because route(s) ${without.join(', ')} have no subscription of their own`);
+  }
+  const defaultSub = config.subscription ? subscriptionPath(projectId, config.subscription) : undefined;
+  const subs = new Map<string, string>();
+  for (const [name, route] of Object.entries(config.routes)) {
+    if (!route.subscription) continue;
+    const sub = subscriptionPath(projectId, route.subscription);
+    if (sub === defaultSub) problem(['routes', name, 'subscription'], 'must differ from the default subscription');
+    const other = subs.get(sub);
+    if (other) problem(['routes', name, 'subscription'], `already used by route "${other}"`);
+    subs.set(sub, name);
+  }
+  const reg = config.registry;
+  if (reg.kind === 'confluent' && !reg.confluent) problem(['registry', 'confluent', 'url'], 'required when registry.kind is confluent');
+  if (reg.kind === 'directory' && !reg.directory) problem(['registry', 'directory'], 'required when registry.kind is directory');
+  if (reg.confluent?.bearerToken && (reg.confluent.username || reg.confluent.password)) {
+    problem(['registry', 'confluent'], 'give either username/password or bearerToken, not both');
+  }
+  if (reg.confluent && Boolean(reg.confluent.username) !== Boolean(reg.confluent.password)) {
+    problem(['registry', 'confluent'], 'username and password go together');
+  }
+  if (config.retry.initialDelayMs > config.retry.maxDelayMs) problem(['retry', 'initialDelayMs'], 'must not exceed retry.maxDelayMs');
+  for (const name of Object.keys(config.duckdb.tables)) {
+    if (!routeNames.includes(name)) problem(['duckdb', 'tables', name], `no route "${name}" (routes: ${namesOf(config)})`);
+  }
+  for (const [name, route] of Object.entries(config.routes)) {
+    const cols = Object.values(route.metadata).filter((c): c is string => typeof c === 'string');
+    if (new Set(cols).size !== cols.length) problem(['routes', name, 'metadata'], 'two metadata values use the same column');
+  }
+}
+
+/** The worker's configuration: every setting, its default and its description, and the rules across them. */
+export const configSchema = baseConfigSchema.superRefine(checkAcrossSettings);
+
+/** The schema as a tree of settings, for the environment overlay and the reference. */
+export const configSettings = settingTree(configSchema);
 
 export type RawConfig = z.input<typeof configSchema>;
 type ParsedConfig = z.output<typeof configSchema>;
@@ -152,120 +285,13 @@ export interface Config extends Omit<ParsedConfig, 'routes' | 'projectId' | 'sub
   deadLetter: { topic: string };
 }
 
-// Key tree used to map TRIBUTARY_* environment variables onto config paths. `*` marks a map
-// whose keys are names chosen by the user (routes).
-type KeyTree = { [key: string]: KeyTree | null };
-const ROUTE_TREE: KeyTree = {
-  match: null,
-  table: null,
-  subscription: null,
-  batch: { maxRows: null, maxBytes: null, maxDelayMs: null },
-  maxInFlightBatches: null,
-  unknownFields: null,
-  metadata: { messageId: null, publishTime: null, subscription: null, attributes: null },
-};
-const KEY_TREE: KeyTree = {
-  projectId: null,
-  subscription: null,
-  registry: {
-    kind: null,
-    confluent: { url: null, username: null, password: null, bearerToken: null, timeoutMs: null },
-    directory: null,
-    cacheMaxEntries: null,
-  },
-  routing: { from: null, key: null, unrouted: null },
-  routes: { '*': ROUTE_TREE },
-  retry: { maxAttempts: null, initialDelayMs: null, maxDelayMs: null },
-  deadLetter: { topic: null },
-  sink: null,
-  duckdb: { path: null, tables: { '*': null } },
-  flowControl: { maxMessages: null, maxBytes: null },
-  bigquery: { apiEndpoint: null, projectId: null, timeoutMs: null, probeIntervalMs: null },
-  server: { port: null, host: null },
-  shutdown: { drainTimeoutMs: null },
-  log: { level: null },
-};
-
-const ENV_PREFIX = 'TRIBUTARY_';
-
-export function toEnvSegment(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toUpperCase();
-}
-
-/** The environment variable that sets a config path, e.g. `routes.access.batch.maxRows`. */
-export function envVarFor(path: string[]): string {
-  return ENV_PREFIX + path.map(toEnvSegment).join('_');
-}
-
-function resolveEnvPath(tokens: string[], tree: KeyTree, node: unknown): string[] | undefined {
-  if (tokens.length === 0) return undefined;
-  const candidates: Array<[string, KeyTree | null]> = [];
-  const wildcard = tree['*'];
-  if (wildcard !== undefined) {
-    // Prefer names already in the file; otherwise the first token names a new entry.
-    const existing = node && typeof node === 'object' ? Object.keys(node) : [];
-    for (const name of existing) candidates.push([name, wildcard]);
-    const first = tokens[0];
-    if (first !== undefined && !existing.some((n) => toEnvSegment(n) === first)) candidates.push([first.toLowerCase(), wildcard]);
-  } else {
-    for (const [key, sub] of Object.entries(tree)) candidates.push([key, sub]);
-  }
-  // Longest key first so `MAX_DELAY_MS` is not read as `MAX` + `DELAY_MS`.
-  candidates.sort((a, b) => toEnvSegment(b[0]).length - toEnvSegment(a[0]).length);
-  for (const [key, sub] of candidates) {
-    const segs = toEnvSegment(key).split('_');
-    if (segs.length > tokens.length || !segs.every((s, i) => s === tokens[i])) continue;
-    const rest = tokens.slice(segs.length);
-    if (sub === null) {
-      if (rest.length === 0) return [key];
-      continue;
-    }
-    if (rest.length === 0) return [key]; // a whole object given as YAML/JSON
-    const child = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
-    const deeper = resolveEnvPath(rest, sub, child);
-    if (deeper) return [key, ...deeper];
-  }
-  return undefined;
-}
-
 /**
- * Overlays TRIBUTARY_* variables on the file's values. Each value is read as YAML, so numbers,
- * booleans and flow lists (`[a, b]`) work. Returns unknown variables as problems: a typo in a Helm
- * value must not be silently ignored.
+ * Overlays TRIBUTARY_* variables on the file's values; returns unknown variables as problems.
+ * The variable names follow the schema: `routes.access.batch.maxRows` is
+ * `TRIBUTARY_ROUTES_ACCESS_BATCH_MAX_ROWS`.
  */
 export function applyEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
-  const problems: string[] = [];
-  const names = Object.keys(env)
-    .filter((k) => k.startsWith(ENV_PREFIX) && k !== 'TRIBUTARY_CONFIG')
-    .sort();
-  for (const name of names) {
-    const value = env[name];
-    if (value === undefined) continue;
-    const path = resolveEnvPath(name.slice(ENV_PREFIX.length).split('_'), KEY_TREE, raw);
-    if (!path) {
-      problems.push(`${name}: no such setting`);
-      continue;
-    }
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(value);
-    } catch {
-      parsed = value;
-    }
-    // Secrets and names are strings even when they look like numbers.
-    const leaf = path[path.length - 1];
-    if (leaf && ['password', 'username', 'bearerToken', 'projectId', 'subscription', 'topic', 'key', 'directory'].includes(leaf) && typeof parsed !== 'object') {
-      parsed = value;
-    }
-    let target: Record<string, unknown> = raw;
-    for (const key of path.slice(0, -1)) {
-      const next = target[key];
-      if (next === undefined || next === null || typeof next !== 'object') target[key] = {};
-      target = target[key] as Record<string, unknown>;
-    }
-    target[path[path.length - 1] as string] = parsed;
-  }
-  return problems;
+  return overlayEnvironment(raw, env, configSettings);
 }
 
 export function subscriptionPath(projectId: string, name: string): string {
@@ -299,22 +325,12 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(`${formatIssuePath(issue.path)}: ${issue.message}`);
-    throw new ConfigError(problems);
   }
+  if (!result.success || problems.length > 0) throw new ConfigError(problems);
   const parsed = result.data;
-  if (!parsed.projectId) problems.push('projectId: required (or set GOOGLE_CLOUD_PROJECT)');
   const projectId = parsed.projectId ?? 'unset';
-
-  const routeNames = Object.keys(parsed.routes);
-  if (routeNames.length === 0) problems.push('routes: at least one route is required');
-  const seen = new Map<string, string>();
   const routes: ResolvedRoute[] = [];
   for (const [name, route] of Object.entries(parsed.routes)) {
-    for (const value of route.match) {
-      const other = seen.get(value);
-      if (other) problems.push(`routes.${name}.match: "${value}" is already matched by route "${other}"`);
-      else seen.set(value, name);
-    }
     const m = tablePattern.exec(route.table);
     const table: TableConfig = {
       projectId: m?.[1] ?? parsed.bigquery.projectId ?? projectId,
@@ -325,41 +341,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
     if (route.subscription) resolved.subscription = subscriptionPath(projectId, route.subscription);
     routes.push(resolved);
   }
-  const { unrouted } = parsed.routing;
-  if (unrouted !== 'dead-letter' && !routeNames.includes(unrouted)) {
-    problems.push(`routing.unrouted: must be "dead-letter" or a route name (${routeNames.join(', ') || 'none defined'}), got "${unrouted}"`);
-  }
-  if (!parsed.subscription && routes.some((r) => !r.subscription)) {
-    const without = routes.filter((r) => !r.subscription).map((r) => r.name);
-    problems.push(`subscription: required because route(s) ${without.join(', ')} have no subscription of their own`);
-  }
   const defaultSub = parsed.subscription ? subscriptionPath(projectId, parsed.subscription) : undefined;
-  const subs = new Map<string, string>();
-  for (const r of routes) {
-    if (!r.subscription) continue;
-    if (r.subscription === defaultSub) problems.push(`routes.${r.name}.subscription: must differ from the default subscription`);
-    const other = subs.get(r.subscription);
-    if (other) problems.push(`routes.${r.name}.subscription: already used by route "${other}"`);
-    subs.set(r.subscription, r.name);
-  }
-  const reg = parsed.registry;
-  if (reg.kind === 'confluent' && !reg.confluent) problems.push('registry.confluent.url: required when registry.kind is confluent');
-  if (reg.kind === 'directory' && !reg.directory) problems.push('registry.directory: required when registry.kind is directory');
-  if (reg.confluent?.bearerToken && (reg.confluent.username || reg.confluent.password)) {
-    problems.push('registry.confluent: give either username/password or bearerToken, not both');
-  }
-  if (reg.confluent && Boolean(reg.confluent.username) !== Boolean(reg.confluent.password)) {
-    problems.push('registry.confluent: username and password go together');
-  }
-  if (parsed.retry.initialDelayMs > parsed.retry.maxDelayMs) problems.push('retry.initialDelayMs: must not exceed retry.maxDelayMs');
-  for (const name of Object.keys(parsed.duckdb.tables)) {
-    if (!routeNames.includes(name)) problems.push(`duckdb.tables.${name}: no route "${name}" (routes: ${routeNames.join(', ') || 'none defined'})`);
-  }
-  for (const r of routes) {
-    const cols = Object.values(r.metadata).filter((c): c is string => typeof c === 'string');
-    if (new Set(cols).size !== cols.length) problems.push(`routes.${r.name}.metadata: two metadata values use the same column`);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
 
   const { routes: _routes, projectId: _p, subscription: _s, ...rest } = parsed;
   return { ...rest, projectId, subscription: defaultSub, routes, deadLetter: { topic: topicPath(projectId, parsed.deadLetter.topic) } };

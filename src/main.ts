@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -8,6 +7,7 @@ import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './core/ports.js';
 import { createLogger } from './ops/logger.js';
+import { packageVersion } from './package-version.js';
 import { LogProgress, TerminalProgress, type ProgressReporter } from './replay/progress-reporter.js';
 import { buildReplayOptions, ReplayUsageError, REPLAY_ARG_OPTIONS, type ReplayOptions } from './replay/replay-options.js';
 import { runReplay } from './replay/replay-runner.js';
@@ -41,11 +41,6 @@ Replay options (tributary --config FILE --replay-dlq SUBSCRIPTION ...):
   --idle-timeout D      stop when nothing arrived for D and nothing is in flight (default 10s)
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 /** One clear line on stderr, JSON like every other log line, no stack dump. */
 function fatal(message: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(`${JSON.stringify({ severity: 'CRITICAL', service: 'tributary', message, ...fields })}\n`);
@@ -64,7 +59,17 @@ async function checkFilesystem(config: Config): Promise<string[]> {
   return problems;
 }
 
+/**
+ * Against the Pub/Sub emulator there is no GCE metadata server to find: without this, the Google
+ * auth library probes for one and prints a MetadataLookupWarning stack before the first line of
+ * output. A value the user set is kept.
+ */
+export function skipMetadataProbeOnEmulator(env: NodeJS.ProcessEnv): void {
+  if (env.PUBSUB_EMULATOR_HOST && env.METADATA_SERVER_DETECTION === undefined) env.METADATA_SERVER_DETECTION = 'none';
+}
+
 export async function main(argv: string[]): Promise<number> {
+  skipMetadataProbeOnEmulator(process.env);
   let parsed;
   try {
     parsed = parseArgs({
@@ -83,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.version) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   const command = values['replay-dlq'] !== undefined && positionals[0] === undefined ? 'replay' : (positionals[0] ?? (values.config ? 'run' : undefined));

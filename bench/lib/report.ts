@@ -74,7 +74,7 @@ export class Results {
     process.stdout.write(`note: ${text}\n`);
   }
 
-  /** The Markdown table that the README's Performance section quotes. */
+  /** The figures as a Markdown table, for notes that compare runs. */
   table(): string {
     const rows = [
       '| Section | Figure | Value | Unit | Target |',

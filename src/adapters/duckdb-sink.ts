@@ -430,7 +430,7 @@ function textOf(value: RowValue): string {
   return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-/** The DuckDB column type a BigQuery field becomes (documented in the README). */
+/** The DuckDB column type a BigQuery field becomes (documented in docs/development.md). */
 export function duckDbTypeSql(field: TableField): string {
   let base: string;
   switch (standardType(field.type)) {

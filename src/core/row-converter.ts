@@ -2,6 +2,7 @@ import avro from 'avsc';
 import { TributaryError } from '../errors.js';
 import type { AvroSchema } from './avro-type.js';
 import type { Row, RowValue, TableField } from './table-schema.js';
+import { describeValue, formatPath, type PathNode } from './value-path.js';
 
 /*
  * Avro value -> BigQuery JSON row. docs/type-mapping.md is the user-facing contract; keep them in step.
@@ -275,45 +276,12 @@ function unionFieldNames(branches: Node[]): string[] {
 // ---------------------------------------------------------------------------------------------
 // Paths: built only when an error is thrown.
 
-/** One level of the value being converted; `map` says its string children are map keys. */
-interface PathNode {
-  readonly parent: PathNode | undefined;
-  readonly key: string | number;
-  readonly map: boolean;
-}
-
-function formatPath(parent: PathNode | undefined, key: string | number): string {
-  const keys: (string | number)[] = [key];
-  const inMap: boolean[] = [parent?.map ?? false];
-  for (let node = parent; node !== undefined; node = node.parent) {
-    keys.push(node.key);
-    inMap.push(node.parent?.map ?? false);
-  }
-  let out = '';
-  for (let i = keys.length - 1; i >= 0; i--) {
-    const k = keys[i] ?? '';
-    if (typeof k === 'number') out += `[${k}]`;
-    else if (inMap[i] === true) out += `[${JSON.stringify(k)}]`;
-    else if (k !== '') out += out === '' ? k : `.${k}`;
-  }
-  return out;
-}
-
 function fail(parent: PathNode | undefined, key: string | number, problem: string): never {
   const path = formatPath(parent, key);
   throw new TributaryError('CONVERSION_FAILED', path === '' ? `record: ${problem}` : `field "${path}": ${problem}`);
 }
 
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined (missing)';
-  if (typeof value === 'bigint') return `${value} (bigint)`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
-  if (Buffer.isBuffer(value)) return `Buffer(${value.length})`;
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `${String(value)} (${typeof value})`;
-}
+const describe = (value: unknown): string => describeValue(value);
 
 // ---------------------------------------------------------------------------------------------
 // Value formatting (exact integer arithmetic; no Date)

@@ -1,4 +1,5 @@
 import { standardType, type Row, type TableField, type TableSchema } from './table-schema.js';
+import { describeValue, formatPath, type PathNode } from './value-path.js';
 
 /*
  * Checks a converted row against the destination table's schema before it is sent, so a row
@@ -26,24 +27,6 @@ export interface RowValidatorOptions {
   unknownFields: 'dead-letter' | 'drop';
 }
 
-/** One level of the row being checked. Paths are only formatted on failure or drop. */
-interface PathNode {
-  readonly parent: PathNode | undefined;
-  readonly key: string | number;
-}
-
-function formatPath(parent: PathNode | undefined, key: string | number): string {
-  const keys: (string | number)[] = [key];
-  for (let node = parent; node !== undefined; node = node.parent) keys.push(node.key);
-  let out = '';
-  for (let i = keys.length - 1; i >= 0; i--) {
-    const k = keys[i] ?? '';
-    if (typeof k === 'number') out += `[${k}]`;
-    else if (k !== '') out += out === '' ? k : `.${k}`;
-  }
-  return out;
-}
-
 /** Thrown (not an Error: no stack to capture) and caught once per row in validate(). */
 class Invalid {
   constructor(
@@ -67,14 +50,7 @@ interface Context {
 /** Returns the value, or a copy of it when unknown fields were dropped inside it. */
 type Check = (value: unknown, parent: PathNode | undefined, key: string | number, ctx: Context) => unknown;
 
-function describe(value: unknown): string {
-  if (value === null) return 'NULL';
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'number' || typeof value === 'boolean') return `${String(value)} (${typeof value})`;
-  return typeof value;
-}
+const describe = (value: unknown): string => describeValue(value, 'NULL');
 
 // ---------------------------------------------------------------------------------------------
 // Scalar formats

@@ -49,17 +49,17 @@ export class Metrics implements PipelineObserver {
     this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers, collect: flushReceived });
     this.settledTotal = new Counter({
       name: 'tributary_messages_settled_total',
-      help: 'Messages settled: acked after insert, dead-lettered (then acked), or nacked for redelivery; code is the error code or "none".',
+      help: 'Messages settled; outcome is acked (after insert), dead-lettered (then acked) or nacked (for redelivery); code is the error code, "none" for acks.',
       labelNames: ['route', 'outcome', 'code'],
       registers,
     });
     this.settleAge = new SettleAgeHistogram(
       'tributary_message_age_at_settle_seconds',
-      'Publish time to ack, per message, per route and outcome (acked after insert, or dead-lettered): the backlog SLO.',
+      'Publish time to ack, one observation per message, per route and outcome (acked after insert, or dead-lettered and acked; a nack is not a settle): the backlog SLO. Buckets up to 7 days.',
       [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200, 604800],
     );
     this.registry.registerMetric(this.settleAge.asMetric());
-    this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows BigQuery accepted.', labelNames: ['route', 'table'], registers });
+    this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows the destination accepted.', labelNames: ['route', 'table'], registers });
     this.billedBytesTotal = new Counter({
       name: 'tributary_insert_billed_bytes_total',
       help: 'Estimated streaming-insert billed bytes (each row billed as at least 1 KB).',
@@ -68,7 +68,7 @@ export class Metrics implements PipelineObserver {
     });
     this.insertDuration = new Histogram({
       name: 'tributary_insert_request_duration_seconds',
-      help: 'insertAll request duration by outcome (ok, partial or error code).',
+      help: 'Insert request duration; outcome is ok, partial (some rows rejected or to retry) or the error code.',
       labelNames: ['route', 'outcome'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
@@ -76,16 +76,16 @@ export class Metrics implements PipelineObserver {
     this.batchRows = new Histogram({ name: 'tributary_batch_rows', help: 'Rows per batch.', labelNames: ['route'], buckets: [1, 10, 50, 100, 250, 500, 1000, 5000, 10000, 50000], registers });
     this.batchBytes = new Histogram({
       name: 'tributary_batch_bytes',
-      help: 'JSON bytes per batch.',
+      help: 'Bytes per batch, as the sink measures them.',
       labelNames: ['route'],
       buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 2.5e6, 5e6, 1e7],
       registers,
     });
-    this.retriesTotal = new Counter({ name: 'tributary_retries_total', help: 'Retries by error code.', labelNames: ['route', 'code'], registers });
+    this.retriesTotal = new Counter({ name: 'tributary_retries_total', help: 'Retries (inserts, registry fetches) by error code.', labelNames: ['route', 'code'], registers });
     this.droppedFields = new Counter({ name: 'tributary_unknown_fields_dropped_total', help: 'Fields dropped because the table lacks them (unknownFields: drop).', labelNames: ['route'], registers });
     this.routeStateGauge = new Gauge({
       name: 'tributary_route_state',
-      help: '1 for the state each route is in; reason is the error code that paused it, or "none".',
+      help: '1 for the state each route is in (running, paused, draining, stopped); reason is the error code that paused it, or "none".',
       labelNames: ['route', 'state', 'reason'],
       registers,
     });

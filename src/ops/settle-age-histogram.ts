@@ -45,6 +45,8 @@ class Series {
 export class SettleAgeHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
+  /** As prom-client's metrics expose them: the metrics reference reads it. */
+  readonly labelNames: readonly string[] = ['route', 'outcome'];
   private readonly boundsMs: Float64Array;
   private readonly series = new Map<string, Series>();
 

@@ -109,7 +109,7 @@ export interface TargetTopic {
  * The message to republish: the original bytes and attributes. A schema topic gets the bare
  * Avro body (a Confluent header would fail its validation) and sets the schema reference itself.
  * Any other topic keeps what a worker needs to decode it again: the Confluent header stays in the
- * payload, and a Pub/Sub schema reference stays under `tributary_schema_*` (the README's promise
+ * payload, and a Pub/Sub schema reference stays under `tributary_schema_*` (the promise in docs/replay.md
  * for messages tributary republishes). The replay count always travels, so a message that fails
  * again is dead-lettered with it and the loop guard holds; so does its first identity
  * (`tributary_source_*`), so its next dead letter names the message this run took and the run

@@ -158,6 +158,17 @@ describe('dead-letter replay with the built CLI', () => {
     expect(left.filter((m) => m.attributes.tributary_error_code === 'UNROUTED').map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...unroutedIds].sort());
   });
 
+  it('against the emulator the replay does not probe the GCE metadata server (no MetadataLookupWarning)', async () => {
+    const watch = await watchDeadLetters();
+    await makeDeadLetters(3, 0, watch);
+    // As a newcomer runs the command the demo prints: only PUBSUB_EMULATOR_HOST set, nothing to silence the probe.
+    const dry = startCli(['replay', h.deadLetterSubscription.name, '--config', configPath, '--dry-run', '--idle-timeout', '1s'], { METADATA_SERVER_DETECTION: undefined });
+    expect(await dry.exit).toBe(0);
+    const stderr = dry.stderr.join('\n');
+    expect(stderr).toMatch(/access\s+BIGQUERY_ROW_INVALID\s+3/);
+    expect(stderr).not.toContain('MetadataLookupWarning');
+  });
+
   it('what fails again is dead-lettered again with a higher replay count; --max-replays leaves it', async () => {
     const watch = await watchDeadLetters();
     const { accessIds } = await makeDeadLetters(10, 0, watch);

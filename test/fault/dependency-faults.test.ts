@@ -136,7 +136,7 @@ describe('fault injection: dependencies', () => {
     expect(rig.deadLetterIds()).toEqual([]);
     // The topic comes back before its subscription can: Pub/Sub drops what reaches a topic without
     // a subscription. A dead letter confirmed in that gap was delivered by tributary and dropped by
-    // Pub/Sub (the README's warning); the worker's log names it, with the time of the confirmation.
+    // Pub/Sub (the warning in docs/deployment.md); the worker's log names it, with the time of the confirmation.
     await rig.recreateDeadLetterTopic();
     const subscribedAt = Date.now();
     const confirmedBefore = (at: number): string[] =>

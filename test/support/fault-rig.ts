@@ -221,7 +221,7 @@ ${extra}`);
   }
 }
 
-/** One line per scenario, collected into the README's Guarantees section. */
+/** One line per scenario: the figures docs/guarantees.md tells the reader how to produce. */
 export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
   const fields = { published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...extra };
   process.stdout.write(`FAULT ${scenario} ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyEnvironment, envVarFor, parseConfig } from '../../src/config.js';
+import { envVarFor } from '../../src/config-environment.js';
+import type { SettingNode } from '../../src/config-settings.js';
+import { applyEnvironment, configSchema, configSettings, parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const base = `
@@ -95,6 +97,18 @@ deadLetter: { topic: dl }
     expect(problemsOf(base.replace('batch: { maxRows: 200 }', 'batch: { maxBytes: 20000000 }')).join()).toMatch(/maxBytes/);
   });
 
+  it('runs the cross-field rules as part of the schema, each naming the setting to change', () => {
+    const result = configSchema.safeParse({
+      projectId: 'p-1234',
+      subscription: 's',
+      routes: { a: { match: ['x'], table: 'd.a' } },
+      deadLetter: { topic: 'dl' },
+      retry: { initialDelayMs: 5000, maxDelayMs: 1000 },
+    });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['retry.initialDelayMs', 'must not exceed retry.maxDelayMs']]);
+  });
+
   it('rejects YAML that does not parse, with one clear problem', () => {
     expect(problemsOf('routes: [unclosed')).toEqual([expect.stringMatching(/not valid YAML/)]);
   });
@@ -139,5 +153,44 @@ describe('environment overrides', () => {
   it('reports unknown variables', () => {
     const raw: Record<string, unknown> = {};
     expect(applyEnvironment(raw, { TRIBUTARY_RETRY_MAX_ATEMPTS: '3' })).toEqual(['TRIBUTARY_RETRY_MAX_ATEMPTS: no such setting']);
+  });
+
+  /** Every path to a value setting; the names of user-chosen keys (routes) are `access`. */
+  function valuePaths(node: SettingNode, path: string[] = []): string[][] {
+    if (node.kind === 'value') return [path];
+    if (node.kind === 'map') return valuePaths(node.value, [...path, 'access']);
+    return Object.entries(node.fields).flatMap(([key, child]) => valuePaths(child, [...path, key]));
+  }
+
+  it('derives a variable for every setting of the schema', () => {
+    const paths = valuePaths(configSettings);
+    expect(paths.map((p) => p.join('.'))).toEqual(expect.arrayContaining(['routes.access.batch.maxDelayMs', 'registry.confluent.bearerToken', 'duckdb.tables.access', 'log.level']));
+    for (const path of paths) {
+      const raw: Record<string, unknown> = {};
+      expect(applyEnvironment(raw, { [envVarFor(path)]: '7' }), envVarFor(path)).toEqual([]);
+      const set = path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], raw);
+      expect(set === 7 || set === '7', `${envVarFor(path)} sets ${path.join('.')}`).toBe(true);
+    }
+  });
+
+  it('gives string settings the text as written, and reads other settings as YAML', () => {
+    const raw: Record<string, unknown> = {};
+    applyEnvironment(raw, {
+      TRIBUTARY_PROJECT_ID: '0123',
+      TRIBUTARY_REGISTRY_CONFLUENT_PASSWORD: 'p#ss word',
+      TRIBUTARY_ROUTES_ACCESS_METADATA_MESSAGE_ID: 'null',
+      TRIBUTARY_ROUTES_ACCESS_MAX_IN_FLIGHT_BATCHES: '8',
+      TRIBUTARY_ROUTES_ACCESS_MATCH: '[a, b]',
+    });
+    expect(raw).toEqual({
+      projectId: '0123',
+      registry: { confluent: { password: 'p#ss word' } },
+      routes: { access: { metadata: { messageId: 'null' }, maxInFlightBatches: 8, match: ['a', 'b'] } },
+    });
+  });
+
+  it('takes a whole object from one variable', () => {
+    const config = parseConfig(base, { TRIBUTARY_ROUTES_ACCESS_BATCH: '{maxRows: 7, maxDelayMs: 20}' });
+    expect(config.routes.find((r) => r.name === 'access')?.batch).toEqual({ maxRows: 7, maxBytes: 5_000_000, maxDelayMs: 20 });
   });
 });
