@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
 import { BigQuerySink } from './adapters/bigquery-sink.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
-import { PubSubSource } from './adapters/pubsub-source.js';
+import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
 import type { Config } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
@@ -26,6 +26,8 @@ export interface Worker {
   readonly port: number;
   /** Stops pulling, settles what is in flight within the drain timeout, closes everything. */
   stop(): Promise<{ drained: boolean }>;
+  /** Resolves when a subscription's stream closed for good and could not be reopened: the worker must exit. */
+  readonly lost: Promise<SourceLost>;
 }
 
 export class StartupError extends Error {}
@@ -134,14 +136,19 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   const { dispatcher, routes } = createPipeline(config, { logger, sink, deadLetters, pubsub, metrics });
 
   const subscriptions = [...(config.subscription ? [config.subscription] : []), ...config.routes.flatMap((r) => (r.subscription ? [r.subscription] : []))];
+  let reportLost: (lost: SourceLost) => void = () => undefined;
+  const lost = new Promise<SourceLost>((resolve) => {
+    reportLost = resolve;
+  });
   const sources = subscriptions.map(
     (name) =>
       new PubSubSource(
         pubsub,
-        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes },
+        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes, reopenWindowMs: config.shutdown.reopenWindowMs },
         (envelope) => dispatcher.handle(envelope),
         metrics,
         logger,
+        reportLost,
       ),
   );
   for (const source of sources) metrics.watchInFlight(() => source.inFlightSnapshot());
@@ -154,6 +161,10 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
       return { ready, body: { status: ready ? 'ready' : draining ? 'draining' : 'not ready', subscriptions: subs, routes: routeStates } };
     },
     status: () => ({ routes: [...routes.values()].map((r) => r.pipeline.status()), unsettled: dispatcher.unsettled }),
+    live: () => {
+      const closed = sources.filter((s) => !s.live).map((s) => ({ subscription: s.name, error: s.error }));
+      return closed.length === 0 ? { live: true } : { live: false, reason: 'subscription stream closed', subscriptions: closed };
+    },
   });
   try {
     for (const source of sources) {
@@ -197,7 +208,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     })();
     return stopping;
   };
-  return { metrics, port, stop };
+  return { metrics, port, stop, lost };
 }
 
 /**

@@ -173,7 +173,18 @@ const baseConfigSchema = z
       .default({})
       .describe('The ops HTTP server.'),
     shutdown: z
-      .object({ drainTimeoutMs: z.number().int().min(0).default(25_000).describe('On SIGTERM: time to flush and settle what is in flight; what is left is nacked.') })
+      .object({
+        drainTimeoutMs: z.number().int().min(0).default(25_000).describe('On SIGTERM: time to flush and settle what is in flight; what is left is nacked.'),
+        reopenWindowMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(300_000)
+          .default(45_000)
+          .describe(
+            'A subscription stream that closed for good (subscription deleted, consume permission revoked) is reopened with backoff this long; then /healthz fails, the worker drains and exits with 69.',
+          ),
+      })
       .strict()
       .default({})
       .describe('Graceful shutdown.'),

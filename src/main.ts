@@ -13,6 +13,8 @@ import { buildReplayOptions, ReplayUsageError, REPLAY_ARG_OPTIONS, type ReplayOp
 import { runReplay } from './replay/replay-runner.js';
 import { exitCodeOf, formatSummary, type ReplayStats } from './replay/replay-stats.js';
 
+/** sysexits.h EX_UNAVAILABLE: a subscription the worker needs is gone or may not be read. */
+const EXIT_UNAVAILABLE = 69;
 /** sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help. */
 export const EXIT_CONFIG = 78;
 
@@ -191,14 +193,22 @@ async function run(config: Config): Promise<number> {
     throw err;
   }
   return new Promise<number>((resolve) => {
-    onStopSignals(logger, 'Signal received: shutting down.', 'Second signal: exiting now; unsettled messages will be redelivered.', () => {
+    const stop = (code: (drained: boolean) => number): void => {
       worker.stop().then(
-        ({ drained }) => resolve(drained ? 0 : 1),
+        ({ drained }) => resolve(code(drained)),
         (err: unknown) => {
           fatal(`Shutdown failed: ${(err as Error).message}`);
           resolve(1);
         },
       );
+    };
+    onStopSignals(logger, 'Signal received: shutting down.', 'Second signal: exiting now; unsettled messages will be redelivered.', () => stop((drained) => (drained ? 0 : 1)));
+    void worker.lost.then((lost) => {
+      logger.fatal(
+        { subscription: lost.subscription, status: lost.status, err: lost.message },
+        `Subscription ${lost.subscription} closed for good (${lost.status}) and could not be reopened: settling what can be settled and exiting.`,
+      );
+      stop(() => EXIT_UNAVAILABLE);
     });
   });
 }

@@ -5,11 +5,39 @@ import type { InFlightSnapshot } from '../ops/metrics.js';
 
 /** How long close() waits for the last acks and nacks to reach Pub/Sub. */
 const CLOSE_FLUSH_TIMEOUT_MS = 10_000;
+/** A reopened stream that stays open this long is healthy again. */
+const HEALTHY_AFTER_MS = 10_000;
+
+/** gRPC status names of the codes a streaming pull ends with. */
+const GRPC_STATUS: Readonly<Record<number, string>> = {
+  1: 'CANCELLED',
+  2: 'UNKNOWN',
+  3: 'INVALID_ARGUMENT',
+  4: 'DEADLINE_EXCEEDED',
+  5: 'NOT_FOUND',
+  7: 'PERMISSION_DENIED',
+  8: 'RESOURCE_EXHAUSTED',
+  9: 'FAILED_PRECONDITION',
+  10: 'ABORTED',
+  13: 'INTERNAL',
+  14: 'UNAVAILABLE',
+  16: 'UNAUTHENTICATED',
+};
 
 export interface PubSubSourceOptions {
   subscription: string;
   maxMessages: number;
   maxBytes: number;
+  /** How long a stream that closed for good is reopened before the source gives up. */
+  reopenWindowMs?: number;
+}
+
+/** A subscription whose stream closed and could not be reopened within the window. */
+export interface SourceLost {
+  subscription: string;
+  /** The gRPC status the stream ended with, e.g. NOT_FOUND (subscription deleted), PERMISSION_DENIED. */
+  status: string;
+  message: string;
 }
 
 /**
@@ -26,6 +54,14 @@ export class PubSubSource {
   private inFlightBytes = 0;
   /** Set by pause(): messages that arrive are kept here, unprocessed, until close() nacks them. */
   private held: Message[] | undefined;
+  private closing = false;
+  private lastStatus = 'UNKNOWN';
+  /** Since when the stream is closed without close() having been called; undefined while it works. */
+  private lostSince: number | undefined;
+  private reopenAttempts = 0;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  private healthyTimer: NodeJS.Timeout | undefined;
+  private gaveUp = false;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -33,7 +69,14 @@ export class PubSubSource {
     private readonly onMessage: (envelope: Envelope) => void,
     private readonly observer: PipelineObserver,
     private readonly logger: Logger,
+    /** Called once when the stream stays closed beyond the reopen window: the worker must exit. */
+    private readonly onLost: (lost: SourceLost) => void = () => undefined,
   ) {}
+
+  /** Liveness: false from the moment the stream closed for good until it works again. */
+  get live(): boolean {
+    return this.lostSince === undefined;
+  }
 
   get name(): string {
     return this.options.subscription;
@@ -75,10 +118,15 @@ export class PubSubSource {
     subscription.on('message', (message: Message) => this.receive(message));
     subscription.on('error', (err: Error) => {
       this.lastError = err.message;
-      this.logger.error({ subscription: this.options.subscription, err: err.message }, 'Subscription stream error.');
+      const code = (err as { code?: unknown }).code;
+      this.lastStatus = typeof code === 'number' ? (GRPC_STATUS[code] ?? String(code)) : 'UNKNOWN';
+      this.logger.error({ subscription: this.options.subscription, status: this.lastStatus, err: err.message }, 'Subscription stream error.');
     });
     subscription.on('close', () => {
       this.open = false;
+      // The client retries only a few statuses by itself; any other one (subscription deleted,
+      // consume permission revoked) ends the stream for good and nacks what it held.
+      if (!this.closing) this.streamLost();
     });
     this.subscription = subscription;
     this.open = true;
@@ -97,10 +145,47 @@ export class PubSubSource {
   async close(): Promise<void> {
     const subscription = this.subscription;
     if (!subscription) return;
+    this.closing = true;
+    clearTimeout(this.reopenTimer);
+    clearTimeout(this.healthyTimer);
     this.open = false;
     for (const message of this.held ?? []) message.nack();
     this.held = [];
     await subscription.close();
+  }
+
+  /**
+   * Reopens with backoff (1 s, 2 s, 4 s, … up to 15 s) for a bounded time; a stream that then stays
+   * open for a while is healthy again. Past the window the worker is told to stop: a pod that
+   * looks alive and never consumes is the worst outcome.
+   */
+  private streamLost(): void {
+    clearTimeout(this.healthyTimer);
+    const now = Date.now();
+    this.lostSince ??= now;
+    const window = this.options.reopenWindowMs ?? 45_000;
+    if (now - this.lostSince >= window) {
+      if (!this.gaveUp) {
+        this.gaveUp = true;
+        this.onLost({ subscription: this.options.subscription, status: this.lastStatus, message: this.lastError ?? 'the stream closed' });
+      }
+      return;
+    }
+    const delay = Math.min(15_000, 1000 * 2 ** this.reopenAttempts, Math.max(0, window - (now - this.lostSince)));
+    this.reopenAttempts++;
+    this.logger.warn({ subscription: this.options.subscription, status: this.lastStatus, reopenInMs: delay }, 'Subscription stream closed; reopening.');
+    this.reopenTimer = setTimeout(() => {
+      if (this.closing || this.subscription === undefined) return;
+      this.subscription.open();
+      this.open = true;
+      this.healthyTimer = setTimeout(() => {
+        if (!this.open) return;
+        this.lostSince = undefined;
+        this.reopenAttempts = 0;
+        this.logger.info({ subscription: this.options.subscription }, 'Subscription stream reopened and healthy.');
+      }, HEALTHY_AFTER_MS);
+      // A stream that fails again at once emits close: streamLost() runs again.
+    }, delay);
   }
 
   private receive(message: Message): void {

@@ -7,13 +7,16 @@ export interface HealthSource {
   ready(): { ready: boolean; body: unknown };
   /** Anything that goes on behind readiness, e.g. each route's state. */
   status(): unknown;
+  /** Whether the worker can still do its job at all (a subscription stream closed for good cannot). */
+  live?(): { live: boolean; reason?: string };
 }
 
 /** Event-loop stalls beyond this mean the process is not sound (liveness fails). */
 const MAX_EVENT_LOOP_DELAY_MS = 10_000;
 
 /**
- * /metrics, /healthz (liveness: the event loop turns) and /readyz (subscriptions open, not
+ * /metrics, /healthz (liveness: the event loop turns and every subscription stream is open or
+ * being reopened within its window) and /readyz (subscriptions open, not
  * draining). A BigQuery outage pauses routes but never fails liveness: restarting pods would not
  * bring BigQuery back and would only churn leases.
  */
@@ -39,8 +42,11 @@ export async function startHttpServer(options: { port: number; host: string }, r
     if (url === '/healthz') {
       const maxDelayMs = loopDelay.max / 1e6;
       loopDelay.reset();
-      const ok = maxDelayMs < MAX_EVENT_LOOP_DELAY_MS;
-      json(ok ? 200 : 503, { status: ok ? 'ok' : 'event loop stalled', eventLoopMaxDelayMs: Math.round(maxDelayMs) });
+      const loopOk = maxDelayMs < MAX_EVENT_LOOP_DELAY_MS;
+      const liveness = health.live?.() ?? { live: true };
+      const ok = loopOk && liveness.live;
+      const status = !loopOk ? 'event loop stalled' : liveness.live ? 'ok' : (liveness.reason ?? 'not live');
+      json(ok ? 200 : 503, { ...liveness, status, eventLoopMaxDelayMs: Math.round(maxDelayMs) });
       return;
     }
     if (url === '/readyz') {

@@ -6,6 +6,7 @@ import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import { startCli } from '../support/cli-process.js';
 import { accessRecord, accessV1, encode, tableSchemaFor } from '../support/log-schemas.js';
 import { pullAll } from '../support/pubsub-fixtures.js';
+import { until } from '../support/until.js';
 import { Harness } from '../support/worker-harness.js';
 
 describe('the built CLI', () => {
@@ -88,5 +89,37 @@ routes:
     expect(new Set(inserted).size).toBe(inserted.length);
     expect(dead).toContain(poison[0]);
     expect(inserted.length).toBeGreaterThanOrEqual(200);
+  });
+
+  it('a subscription deleted under a running worker: /healthz fails, one CRITICAL line, drain, exit 69 within a minute', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-e2e-'));
+    await writeFile(join(dir, '1.avsc'), JSON.stringify(accessV1));
+    const table = h.table('access');
+    h.bigquery.createTable(table, tableSchemaFor(accessV1));
+    const configPath = join(dir, 'tributary.yaml');
+    await writeFile(configPath, h.configYaml(`registry: { kind: directory, directory: ${dir} }\nroutes:\n  access: { match: [access], table: $DATASET.access, batch: { maxDelayMs: 50 } }\n`));
+    const cli = startCli(['run', '--config', configPath], { TRIBUTARY_SHUTDOWN_REOPEN_WINDOW_MS: '5000' });
+    const started = await cli.waitForLine((l) => l.message === 'tributary started.');
+    const healthz = `http://127.0.0.1:${String(started.port)}/healthz`;
+    await h.publish(Array.from({ length: 20 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
+    await h.bigquery.waitForRows(table, 20, 30_000);
+    expect((await fetch(healthz)).status).toBe(200);
+
+    await h.subscription.delete();
+    const deletedAt = Date.now();
+    let sawUnhealthy = false;
+    await until('/healthz fails', async () => {
+      const answer = await fetch(healthz).catch(() => undefined);
+      sawUnhealthy = answer?.status === 503;
+      return sawUnhealthy;
+    });
+    const exit = await cli.exited;
+    expect(sawUnhealthy).toBe(true);
+    expect(exit.code).toBe(69);
+    expect(exit.at - deletedAt).toBeLessThan(60_000);
+    const critical = cli.lines.filter((l) => l.severity === 'CRITICAL');
+    expect(critical).toHaveLength(1);
+    expect(critical[0]).toMatchObject({ subscription: h.subscription.name, status: 'NOT_FOUND', message: expect.stringContaining(h.subscription.name) });
+    expect(cli.lines.some((l) => l.message === 'tributary stopped.')).toBe(true);
   });
 });
