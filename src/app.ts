@@ -5,7 +5,7 @@ import { BigQuerySink } from './adapters/bigquery-sink.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
-import type { Config } from './config.js';
+import { routeShare, type Config } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
 import { systemClock, type Clock, type DeadLetterPublisher, type Logger } from './core/ports.js';
 import { RoutePipeline } from './core/route/route-pipeline.js';
@@ -107,6 +107,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
         unknownFields: route.unknownFields,
         retry: config.retry,
         probeIntervalMs: config.bigquery.probeIntervalMs,
+        maxUnsettledRows: routeShare(config, route),
       },
       { sink, validators, settler, observer: metrics, clock, logger },
     );

@@ -51,6 +51,14 @@ const routeSchema = z
       .describe("A subscription of the route's own (short name or full path), filtered on the log type, so that its flow control is its own."),
     batch: batchSchema.default({}),
     maxInFlightBatches: z.number().int().min(1).max(64).default(4).describe('Insert requests open at once for this route (fewer while the destination throttles).'),
+    maxUnsettledRows: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "The route's share of its subscription's flow-control window: rows held, queued and in flight together. Beyond it the route's messages are handed back to Pub/Sub for later, so a paused or slow route cannot starve the others. Default: half of flowControl.maxMessages when routes share a subscription, all of it otherwise; it must stay below flowControl.maxMessages on a shared subscription.",
+      ),
     unknownFields: z
       .enum(['dead-letter', 'drop'])
       .default('dead-letter')
@@ -257,6 +265,14 @@ function checkAcrossSettings(config: CheckedConfig, ctx: z.RefinementCtx): void 
   for (const name of Object.keys(config.duckdb.tables)) {
     if (!routeNames.includes(name)) problem(['duckdb', 'tables', name], `no route "${name}" (routes: ${namesOf(config)})`);
   }
+  const window = config.flowControl.maxMessages;
+  for (const [name, route] of Object.entries(config.routes)) {
+    if (route.subscription || without.length < 2 || route.maxUnsettledRows === undefined || route.maxUnsettledRows < window) continue;
+    problem(
+      ['routes', name, 'maxUnsettledRows'],
+      `${route.maxUnsettledRows} would let this route hold the whole flow-control window (flowControl.maxMessages ${window}) of the subscription it shares with ${without.filter((n) => n !== name).join(', ')}: a paused or slow route would starve them; keep it below ${window}, or give the route a subscription of its own`,
+    );
+  }
   for (const [name, route] of Object.entries(config.routes)) {
     const cols = Object.values(route.metadata).filter((c): c is string => typeof c === 'string');
     if (new Set(cols).size !== cols.length) problem(['routes', name, 'metadata'], 'two metadata values use the same column');
@@ -303,6 +319,17 @@ export interface Config extends Omit<ParsedConfig, 'routes' | 'projectId' | 'sub
  */
 export function applyEnvironment(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
   return overlayEnvironment(raw, env, configSettings);
+}
+
+/**
+ * How many unsettled rows a route may have: its share of the flow-control window of the
+ * subscription it reads. Routes that share a subscription get half the window each by default, so
+ * one paused or slow route leaves at least half of it to the others.
+ */
+export function routeShare(config: Pick<Config, 'routes' | 'flowControl'>, route: Pick<ResolvedRoute, 'subscription' | 'maxUnsettledRows'>): number {
+  const window = config.flowControl.maxMessages;
+  const shared = !route.subscription && config.routes.filter((r) => !r.subscription).length > 1;
+  return route.maxUnsettledRows ?? (shared ? Math.max(1, Math.floor(window / 2)) : window);
 }
 
 export function subscriptionPath(projectId: string, name: string): string {

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   REQUEST_TOO_LARGE: 'transient',
   DEAD_LETTER_FAILED: 'transient',
   SHUTTING_DOWN: 'transient',
+  /** The route holds its whole share of the flow-control window: the message comes back later. */
+  ROUTE_FULL: 'transient',
   INTERNAL: 'transient',
   // destination: the route pauses
   TABLE_NOT_FOUND: 'destination',

@@ -242,10 +242,30 @@ class PubSubEnvelope implements Envelope {
     this.message.ack();
   }
 
-  nack(): void {
+  nack(redeliverAfterMs?: number): void {
     if (this.settled) return;
     this.settled = true;
     this.source.release(this);
-    this.message.nack();
+    if (redeliverAfterMs === undefined || redeliverAfterMs < 1000 || !nackAfter(this.message, Math.min(600, Math.round(redeliverAfterMs / 1000)))) this.message.nack();
   }
+}
+
+/**
+ * A nack that Pub/Sub honours only after `seconds`: the ack deadline is set to the delay and the
+ * client stops leasing the message, which frees its flow-control slot at once. The client has no
+ * public call for it (its own nack is the same with 0 seconds), so where its internals differ the
+ * caller falls back to a plain nack.
+ */
+function nackAfter(message: Message, seconds: number): boolean {
+  const internals = message as unknown as {
+    _handled?: boolean;
+    _subscriber?: { modAck?: (m: Message, deadline: number) => Promise<void>; _inventory?: { remove?: (m: Message) => void } };
+  };
+  const subscriber = internals._subscriber;
+  const inventory = subscriber?._inventory;
+  if (internals._handled !== false || typeof subscriber?.modAck !== 'function' || typeof inventory?.remove !== 'function') return false;
+  internals._handled = true;
+  subscriber.modAck(message, seconds).catch(() => undefined);
+  inventory.remove(message);
+  return true;
 }

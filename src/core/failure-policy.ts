@@ -20,7 +20,7 @@ export interface FailureContext {
 }
 
 export function actionFor(error: TributaryError, context: FailureContext = {}): FailureAction {
-  if (error.code === 'SHUTTING_DOWN') return 'nack';
+  if (error.code === 'SHUTTING_DOWN' || error.code === 'ROUTE_FULL') return 'nack';
   if (error.code === 'REQUEST_TOO_LARGE') return 'split';
   switch (error.errorClass) {
     case 'data':

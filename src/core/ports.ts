@@ -13,7 +13,11 @@ export interface Envelope {
   readonly deliveryAttempt: number;
   readonly receivedAtMs: number;
   ack(): void;
-  nack(): void;
+  /**
+   * Hands the message back to Pub/Sub: redelivered at once, or not before `redeliverAfterMs` when
+   * given (a route at its share asks for later, so a shared subscription does not spin).
+   */
+  nack(redeliverAfterMs?: number): void;
 }
 
 export interface DeadLetterContext {

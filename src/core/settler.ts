@@ -40,10 +40,10 @@ export class Settler {
     this.observer.settled(route, 'acked', undefined, envelopes, this.clock.now());
   }
 
-  nack(envelopes: readonly Envelope[], route: string, code: ErrorCode): void {
+  nack(envelopes: readonly Envelope[], route: string, code: ErrorCode, redeliverAfterMs?: number): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
-    for (const envelope of envelopes) envelope.nack();
+    for (const envelope of envelopes) envelope.nack(redeliverAfterMs);
     this.observer.settled(route, 'nacked', code, envelopes, this.clock.now());
   }
 

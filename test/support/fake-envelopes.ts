@@ -3,6 +3,8 @@ import type { Envelope } from '../../src/core/ports.js';
 export interface TrackedEnvelope extends Envelope {
   readonly settledAs: 'ack' | 'nack' | undefined;
   readonly settleCount: number;
+  /** The redelivery delay a nack asked for, if any. */
+  readonly redeliverAfterMs: number | undefined;
 }
 
 let counter = 0;
@@ -11,6 +13,7 @@ let counter = 0;
 export function trackedEnvelope(data: Buffer = Buffer.alloc(0), attributes: Record<string, string> = {}, id?: string): TrackedEnvelope {
   let settledAs: 'ack' | 'nack' | undefined;
   let settleCount = 0;
+  let redeliverAfterMs: number | undefined;
   const messageId = id ?? `m-${++counter}`;
   return {
     id: messageId,
@@ -25,8 +28,9 @@ export function trackedEnvelope(data: Buffer = Buffer.alloc(0), attributes: Reco
       settleCount++;
       settledAs ??= 'ack';
     },
-    nack() {
+    nack(delayMs?: number) {
       settleCount++;
+      if (settledAs === undefined) redeliverAfterMs = delayMs;
       settledAs ??= 'nack';
     },
     get settledAs() {
@@ -34,6 +38,9 @@ export function trackedEnvelope(data: Buffer = Buffer.alloc(0), attributes: Reco
     },
     get settleCount() {
       return settleCount;
+    },
+    get redeliverAfterMs() {
+      return redeliverAfterMs;
     },
   };
 }

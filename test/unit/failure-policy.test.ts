@@ -24,6 +24,7 @@ describe('failure policy: what happens to a message that failed with code X', ()
       REQUEST_TOO_LARGE: 'split',
       DEAD_LETTER_FAILED: 'retry',
       SHUTTING_DOWN: 'nack',
+      ROUTE_FULL: 'nack',
       INTERNAL: 'retry',
       TABLE_NOT_FOUND: 'pause',
       ACCESS_DENIED: 'pause',

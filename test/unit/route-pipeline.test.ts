@@ -46,6 +46,7 @@ function setup(overrides: Partial<RoutePipelineOptions> = {}) {
     unknownFields: 'dead-letter',
     retry: { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 1000 },
     probeIntervalMs: 20_000,
+    maxUnsettledRows: 1000,
     ...overrides,
   };
   const pipeline = new RoutePipeline(options, {
@@ -280,14 +281,32 @@ describe('RoutePipeline outcomes', () => {
     await drained;
   });
 
-  it('a paused route nacks beyond its hold limit instead of filling flow control', async () => {
-    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 2, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 1, probeIntervalMs: 60_000 });
+  it('a paused route holds only its share and hands the rest back for its next probe, not at once', async () => {
+    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 2, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 1, probeIntervalMs: 60_000, maxUnsettledRows: 4 });
     sink.answers.push(new TributaryError('ACCESS_DENIED', 'denied'));
     submit(2);
     await clock.advance(0);
     const later = submit(5);
-    expect(later.filter((e) => e.settledAs === 'nack').length).toBe(5);
+    expect(later.map((e) => e.settledAs)).toEqual([undefined, undefined, 'nack', 'nack', 'nack']);
+    expect(later.slice(2).every((e) => e.redeliverAfterMs !== undefined && e.redeliverAfterMs >= 1000)).toBe(true);
+    expect(pipeline.unsettledRows).toBe(4);
     await pipeline.drain();
+  });
+
+  it('a slow route that is running also stops at its share: rows in flight count, and what comes back waits about one request', async () => {
+    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 2, maxUnsettledRows: 10 });
+    sink.hold = true;
+    const first = submit(10);
+    await clock.advance(0);
+    expect(sink.open).toBe(2);
+    const over = submit(3);
+    expect(over.every((e) => e.settledAs === 'nack')).toBe(true);
+    expect(first.every((e) => e.settledAs === undefined)).toBe(true);
+    while (sink.release()) await clock.advance(0);
+    const drained = pipeline.drain();
+    while (sink.release()) await clock.advance(0);
+    await drained;
+    expect(first.every((e) => e.settledAs === 'ack')).toBe(true);
   });
 
   it('a destination error while draining nacks at once instead of resending', async () => {

@@ -21,6 +21,7 @@ export class ConcurrencyController {
   private pacing = 0;
   private nextStartAt = 0;
   private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  private latency = 0;
 
   constructor(
     private readonly max: number,
@@ -62,6 +63,16 @@ export class ConcurrencyController {
       return;
     }
     if (this.concurrency < this.max) this.concurrency = Math.min(this.max, this.concurrency + 1 / this.concurrency);
+  }
+
+  /** Remembers how long a request took (a moving average): how busy the destination is. */
+  observeLatency(ms: number): void {
+    this.latency = this.latency === 0 ? ms : this.latency * 0.8 + ms * 0.2;
+  }
+
+  /** The recent request duration, in ms (0 before the first answer). */
+  get latencyMs(): number {
+    return this.latency;
   }
 
   /** Takes the next request start: how long to wait for it (0 when not paced). */

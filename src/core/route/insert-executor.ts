@@ -146,7 +146,9 @@ export class InsertExecutor {
         if (actionFor(error) === 'retry') deps.logger.warn({ route: deps.route, code: error.code, rows: rows.length, err: error.message }, 'Insert failed; will retry.');
         throw error;
       }
-      deps.observer.insertRequest(deps.route, (deps.clock.now() - startedAt) / 1000, outcome.failures.length === 0 ? 'ok' : 'partial');
+      const took = deps.clock.now() - startedAt;
+      deps.concurrency.observeLatency(took);
+      deps.observer.insertRequest(deps.route, took / 1000, outcome.failures.length === 0 ? 'ok' : 'partial');
       const left = this.settleOutcome(rows, outcome, deadLetters);
       if (!left.resendNow || left.rows.length === 0) return left;
       rows = left.rows;

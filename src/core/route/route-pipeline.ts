@@ -24,6 +24,11 @@ export interface RoutePipelineOptions {
   retry: RetryPolicy;
   /** Upper bound of the probe period while paused; probes start faster and back off to it. */
   probeIntervalMs: number;
+  /**
+   * The route's share of the flow-control window: rows held, queued and in flight together. Beyond
+   * it, messages go back to Pub/Sub for later instead of filling a window other routes share.
+   */
+  maxUnsettledRows: number;
 }
 
 export interface RouteDeps {
@@ -47,6 +52,7 @@ export class RoutePipeline {
   private readonly batcher: Batcher<PendingRow>;
   private readonly ready: PendingRow[][] = [];
   private inFlight = 0;
+  private inFlightRows = 0;
   private readonly concurrency: ConcurrencyController;
   private readonly health: RouteHealth;
   private readonly validation: PreValidation;
@@ -57,7 +63,6 @@ export class RoutePipeline {
   private idleWaiters: Array<() => void> = [];
   private readonly stop = new AbortController();
   private readonly tableName: string;
-  private readonly holdLimit: number;
 
   constructor(
     readonly options: RoutePipelineOptions,
@@ -66,10 +71,9 @@ export class RoutePipeline {
     const { clock } = deps;
     const random = deps.random ?? Math.random;
     this.tableName = formatTableRef(options.table);
-    this.holdLimit = options.batch.maxRows * options.maxInFlightBatches;
     this.lastProgressAt = clock.now();
     const limits: BatchLimits = {
-      maxRows: Math.min(options.batch.maxRows, deps.sink.limits.maxRequestRows),
+      maxRows: Math.min(options.batch.maxRows, deps.sink.limits.maxRequestRows, options.maxUnsettledRows),
       maxBytes: Math.min(options.batch.maxBytes, deps.sink.limits.maxRequestBytes),
       maxDelayMs: options.batch.maxDelayMs,
     };
@@ -117,10 +121,10 @@ export class RoutePipeline {
       this.deps.settler.nack([item.envelope], this.name, 'SHUTTING_DOWN');
       return;
     }
-    // A paused route holds a bounded number of rows; the rest go back to Pub/Sub at once so a
-    // shared subscription's flow control is not filled by a route that cannot make progress.
-    if (state === 'paused' && this.heldRows() >= this.holdLimit) {
-      this.deps.settler.nack([item.envelope], this.name, this.health.pauseCode ?? 'TABLE_NOT_FOUND');
+    // A route holds at most its share of the window, in every state: the rest goes back to Pub/Sub
+    // to come back later, so a paused or slow route cannot fill a window other routes share.
+    if (this.unsettledRows >= this.options.maxUnsettledRows) {
+      this.deps.settler.nack([item.envelope], this.name, this.health.pauseCode ?? 'ROUTE_FULL', this.redeliveryDelayMs());
       return;
     }
     this.batcher.add(item);
@@ -154,7 +158,16 @@ export class RoutePipeline {
 
   /** Rows accepted but not yet settled. */
   get unsettledRows(): number {
-    return this.heldRows() + this.inFlight;
+    return this.heldRows() + this.inFlightRows;
+  }
+
+  /**
+   * When a message handed back at the route's share should come again: a paused route's at its next
+   * probe, a busy route's after about one request's time, so its redeliveries do not spin.
+   */
+  private redeliveryDelayMs(): number {
+    if (this.health.state === 'paused') return Math.max(1000, this.health.nextProbeDelay());
+    return Math.min(30_000, Math.max(1000, this.concurrency.latencyMs));
   }
 
   /**
@@ -191,20 +204,22 @@ export class RoutePipeline {
     while (this.health.sending && this.inFlight < this.concurrency.limit && this.ready.length > 0) {
       const batch = this.ready.shift() as PendingRow[];
       this.inFlight++;
+      this.inFlightRows += batch.length;
       void this.run(batch).then(
-        (result) => this.batchDone(result),
+        (result) => this.batchDone(batch, result),
         (err: unknown) => {
           // run() settles its rows on every path; reaching here is a bug.
           this.deps.logger.error({ route: this.name, err: String(err) }, 'Batch failed unexpectedly.');
-          this.batchDone({ kind: 'settled' });
+          this.batchDone(batch, { kind: 'settled' });
         },
       );
     }
     this.wakeIfIdle();
   }
 
-  private batchDone(result: BatchResult): void {
+  private batchDone(batch: PendingRow[], result: BatchResult): void {
     this.inFlight--;
+    this.inFlightRows -= batch.length;
     if (result.kind === 'held') this.hold(result.rows, result.error);
     this.pump();
   }
@@ -261,6 +276,7 @@ export class RoutePipeline {
       }
     } else {
       this.inFlight++;
+      this.inFlightRows += batch.length;
       try {
         const result = await this.run(batch, 1);
         if (result.kind === 'held') {
@@ -269,6 +285,7 @@ export class RoutePipeline {
         }
       } finally {
         this.inFlight--;
+        this.inFlightRows -= batch.length;
       }
     }
     if (error === undefined) return { ok: true };
