@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import type { AvroSchema } from '../core/avro-type.js';
-import { bigQueryFieldsFor } from '../core/row-converter.js';
+import { bigQueryFieldsFor } from '../core/rows/bigquery-fields.js';
 import type { TableField, TableRef, TableSchema } from '../core/table-schema.js';
 
 /** A table the DuckDB sink creates when it is missing, in BigQuery's schema shape. */

@@ -8,7 +8,7 @@ import type { RoutePipeline } from './route/route-pipeline.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
 import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
-import { bigQueryFieldsFor } from './row-converter.js';
+import { bigQueryFieldsFor } from './rows/bigquery-fields.js';
 import type { Settler } from './settler.js';
 import type { Row, TableField } from './table-schema.js';
 

@@ -1,6 +1,6 @@
 import { TributaryError, toTributaryError } from '../errors.js';
 import { createAvroType, type AvroSchema, type AvroType } from './avro-type.js';
-import { createRowConverter } from './row-converter.js';
+import { createRowConverter } from './rows/row-converter.js';
 import type { SchemaReference } from './schema-reference.js';
 import { schemaKey } from './schema-reference.js';
 import type { Row } from './table-schema.js';

@@ -1,5 +1,5 @@
 import type { Sink } from './sink.js';
-import { createRowValidator, type RowValidator } from './row-validator.js';
+import { createRowValidator, type RowValidator } from './rows/row-validator.js';
 import { formatTableRef, type TableRef } from './table-schema.js';
 
 type UnknownFields = 'dead-letter' | 'drop';

@@ -1,6 +1,6 @@
 import type { AvroSchema } from '../../src/core/avro-type.js';
 import { createAvroType } from '../../src/core/avro-type.js';
-import { bigQueryFieldsFor } from '../../src/core/row-converter.js';
+import { bigQueryFieldsFor } from '../../src/core/rows/bigquery-fields.js';
 import type { TableField, TableSchema } from '../../src/core/table-schema.js';
 
 /** Realistic log schemas used across integration and end-to-end tests. */

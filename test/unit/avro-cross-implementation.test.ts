@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
-import { createRowConverter } from '../../src/core/row-converter.js';
+import { createRowConverter } from '../../src/core/rows/row-converter.js';
 import { compileSchema } from '../../src/core/schema-cache.js';
 import { decodePayload } from '../../src/core/decoder.js';
 import { readSchemaReference } from '../../src/core/schema-reference.js';

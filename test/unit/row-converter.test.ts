@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TributaryError } from '../../src/errors.js';
 import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
-import { bigQueryFieldsFor, createRowConverter } from '../../src/core/row-converter.js';
+import { bigQueryFieldsFor } from '../../src/core/rows/bigquery-fields.js';
+import { createRowConverter } from '../../src/core/rows/row-converter.js';
 import type { Row, RowValue, TableField } from '../../src/core/table-schema.js';
 
 function schemaOf(json: unknown): AvroSchema {

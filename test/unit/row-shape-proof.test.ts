@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createAvroType } from '../../src/core/avro-type.js';
-import { bigQueryFieldsFor, createRowConverter } from '../../src/core/row-converter.js';
-import { createRowValidator } from '../../src/core/row-validator.js';
+import { bigQueryFieldsFor } from '../../src/core/rows/bigquery-fields.js';
+import { createRowConverter } from '../../src/core/rows/row-converter.js';
+import { createRowValidator } from '../../src/core/rows/row-validator.js';
 import type { TableField } from '../../src/core/table-schema.js';
 import { accessRecord, accessV1, audit, auditRecord, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
-import { bigQueryFieldsFor, createRowConverter } from '../../src/core/row-converter.js';
-import { createRowValidator, type RowValidation } from '../../src/core/row-validator.js';
+import { bigQueryFieldsFor } from '../../src/core/rows/bigquery-fields.js';
+import { createRowConverter } from '../../src/core/rows/row-converter.js';
+import { createRowValidator, type RowValidation } from '../../src/core/rows/row-validator.js';
 import type { Row, TableField } from '../../src/core/table-schema.js';
 
 function validatorFor(fields: TableField[], unknownFields: 'dead-letter' | 'drop' = 'dead-letter') {

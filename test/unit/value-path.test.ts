@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeValue, formatPath, type PathNode } from '../../src/core/value-path.js';
+import { describeDecoded, describeRowValue, formatPath, type PathNode } from '../../src/core/rows/value-path.js';
 
 describe('value paths', () => {
   it('writes fields with dots, indices in brackets and map keys quoted', () => {
@@ -12,14 +12,20 @@ describe('value paths', () => {
     expect(formatPath(undefined, '')).toBe('');
   });
 
-  it('describes a value briefly, with the word for null of each side', () => {
-    expect(describeValue(null)).toBe('null');
-    expect(describeValue(null, 'NULL')).toBe('NULL');
-    expect(describeValue(undefined)).toBe('undefined (missing)');
-    expect(describeValue(12n)).toBe('12 (bigint)');
-    expect(describeValue('x'.repeat(100))).toBe(JSON.stringify(`${'x'.repeat(64)}...`));
-    expect(describeValue(Buffer.alloc(3))).toBe('Buffer(3)');
-    expect(describeValue([1])).toBe('an array');
-    expect(describeValue(true)).toBe('true (boolean)');
+  it('describes a decoded value briefly, in Avro terms', () => {
+    expect(describeDecoded(null)).toBe('null');
+    expect(describeDecoded(undefined)).toBe('undefined (missing)');
+    expect(describeDecoded(12n)).toBe('12 (bigint)');
+    expect(describeDecoded('x'.repeat(100))).toBe(JSON.stringify(`${'x'.repeat(64)}...`));
+    expect(describeDecoded(Buffer.alloc(3))).toBe('Buffer(3)');
+    expect(describeDecoded([1])).toBe('an array');
+    expect(describeDecoded(true)).toBe('true (boolean)');
+  });
+
+  it('describes a row value in BigQuery words', () => {
+    expect(describeRowValue(null)).toBe('NULL');
+    expect(describeRowValue('x')).toBe('"x"');
+    expect(describeRowValue({})).toBe('an object');
+    expect(describeRowValue(1.5)).toBe('1.5 (number)');
   });
 });

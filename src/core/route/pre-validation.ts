@@ -2,7 +2,7 @@ import { TributaryError } from '../../errors.js';
 import type { PipelineObserver } from '../observer.js';
 import type { Clock, Random } from '../ports.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import type { RowValidator } from '../row-validator.js';
+import type { RowValidator } from '../rows/row-validator.js';
 import type { Sink } from '../sink.js';
 import type { TableRef } from '../table-schema.js';
 import type { TableValidators } from '../table-validators.js';
