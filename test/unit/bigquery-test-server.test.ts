@@ -587,7 +587,7 @@ describe('table management', () => {
       clustering: { fields: ['service', 'status'] },
       description: 'Access logs',
     });
-    const [metadata] = (await dataset.table('created').getMetadata()) as [Record<string, unknown>];
+    const [metadata] = (await dataset.table('created').getMetadata()) as unknown as [Record<string, unknown>];
     expect(metadata['timePartitioning']).toEqual({ type: 'DAY', field: 'ts', expirationMs: '86400000' });
     expect(metadata['clustering']).toEqual({ fields: ['service', 'status'] });
     expect(metadata['description']).toBe('Access logs');
@@ -625,10 +625,10 @@ describe('table management', () => {
 
   it('tables.patch with a stale etag answers 412 and changes nothing; the fresh etag succeeds', async () => {
     const table = events();
-    const [first] = (await table.getMetadata()) as [{ etag: string; schema: TableSchema }];
+    const [first] = (await table.getMetadata()) as unknown as [{ etag: string; schema: TableSchema }];
     const added = { fields: [...first.schema.fields, { name: 'region', type: 'STRING', mode: 'NULLABLE' as const }] };
     await table.setMetadata({ schema: added, etag: first.etag });
-    const [second] = (await table.getMetadata()) as [{ etag: string; schema: TableSchema }];
+    const [second] = (await table.getMetadata()) as unknown as [{ etag: string; schema: TableSchema }];
     expect(second.etag).not.toBe(first.etag);
     expect(second.schema.fields.map((f) => f.name)).toContain('region');
 
@@ -723,7 +723,7 @@ describe('table management', () => {
     await restartWithClock({ schemaPropagationDelayMs: 20_000 });
     const table = events();
     await table.setMetadata({ schema: { fields: [...EVENTS_SCHEMA.fields, { name: 'region', type: 'STRING' }] } });
-    const [metadata] = (await table.getMetadata()) as [{ schema: TableSchema }];
+    const [metadata] = (await table.getMetadata()) as unknown as [{ schema: TableSchema }];
     expect(metadata.schema.fields.map((f) => f.name)).toContain('region');
     expect(server.streamingSchema(EVENTS)?.fields.map((f) => f.name)).not.toContain('region');
 
