@@ -783,8 +783,8 @@ function layoutProblem(schema: TableSchema, timePartitioning: unknown, clusterin
   return null;
 }
 
-/** What tables.patch/update refuses in a schema change; BigQuery's message (after its prefix), or null. */
-function schemaUpdateProblem(current: TableField[], next: TableField[], prefix: string): string | null {
+/** What tables.patch/update refuses in a schema change; BigQuery's message (after its prefix), or null. Exported for property tests of the schema diff. */
+export function schemaUpdateProblem(current: TableField[], next: TableField[], prefix: string): string | null {
   const byName = new Map(next.map((f) => [f.name.toLowerCase(), f]));
   for (const old of current) {
     const path = prefix ? `${prefix}.${old.name}` : old.name;
