@@ -30,6 +30,28 @@ const metadataSchema = z
   })
   .strict();
 
+const createTableSchema = z
+  .object({
+    partitioning: z
+      .object({
+        type: z.enum(['DAY', 'HOUR', 'MONTH', 'YEAR']).describe('Partition granularity.'),
+        field: z.string().min(1).optional().describe('A TIMESTAMP, DATE or DATETIME column; omit to partition by ingestion time.'),
+      })
+      .strict()
+      .optional()
+      .describe('Time partitioning of the created table.'),
+    clustering: z
+      .array(z.string().min(1))
+      .max(4, 'BigQuery clusters on at most 4 columns')
+      .refine((columns) => new Set(columns).size === columns.length, 'a clustering column is named twice')
+      .default([])
+      .describe('Up to 4 top-level columns to cluster on, in order.'),
+    expirationDays: z.number().positive().optional().describe('Partition expiration in days (needs partitioning).'),
+    description: z.string().max(16_384).optional().describe('Table description.'),
+  })
+  .strict()
+  .refine((t) => t.expirationDays === undefined || t.partitioning !== undefined, { message: 'expirationDays needs partitioning', path: ['expirationDays'] });
+
 const routeSchema = z
   .object({
     match: z.array(z.string().min(1)).min(1),
@@ -39,6 +61,11 @@ const routeSchema = z
     maxInFlightBatches: z.number().int().min(1).max(64).default(4),
     unknownFields: z.enum(['dead-letter', 'drop']).default('dead-letter'),
     metadata: metadataSchema.default({}),
+    schemaEvolution: z
+      .enum(['off', 'add-columns'])
+      .default('off')
+      .describe('add-columns: add the columns a new schema revision brings (NULLABLE or REPEATED) and relax REQUIRED columns that became nullable; incompatible changes are refused.'),
+    createTable: createTableSchema.optional().describe('Create the table when it is missing, from the schema of the message that found it missing; without it a missing table pauses the route.'),
   })
   .strict();
 
@@ -163,6 +190,8 @@ const ROUTE_TREE: KeyTree = {
   maxInFlightBatches: null,
   unknownFields: null,
   metadata: { messageId: null, publishTime: null, subscription: null, attributes: null },
+  schemaEvolution: null,
+  createTable: { partitioning: { type: null, field: null }, clustering: null, expirationDays: null, description: null },
 };
 const KEY_TREE: KeyTree = {
   projectId: null,
