@@ -200,3 +200,8 @@ export function renderSchemaDiff(diff: SchemaDiff): string[] {
   for (const a of diff.additions) lines.push(...addedLines(a.path, a.field));
   return lines;
 }
+
+/** The columns of a table about to be created, one `+ name TYPE MODE` line each (nested fields too). */
+export function renderNewTable(fields: readonly TableField[]): string[] {
+  return fields.flatMap((f) => addedLines(f.name, f));
+}
