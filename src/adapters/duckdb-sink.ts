@@ -4,6 +4,7 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { Config } from '../config.js';
 import { TributaryError } from '../errors.js';
 import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.js';
+import { diffTableSchema, hasChanges, incompatibilityError, type SchemaDiff } from '../core/schema-diff.js';
 import { standardType, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { loadTableDefinitions, type TableDefinition } from './duckdb-table-definitions.js';
 
@@ -112,6 +113,45 @@ export class DuckDbSink implements Sink {
       const cached = this.targets.get(tableSql(table));
       if (cached && JSON.stringify(cached.columns) !== JSON.stringify(schema.fields)) this.forget(table);
       return schema;
+    });
+  }
+
+  /**
+   * Brings the table up to the `desired` columns with the change BigQuery would make (the same
+   * schema diff): `ALTER TABLE … ADD COLUMN` for new columns and for new fields inside STRUCT
+   * columns at any depth, `DROP NOT NULL` for relaxed ones. Throws SCHEMA_INCOMPATIBLE and alters
+   * nothing when a column would have to change type.
+   */
+  evolve(table: TableRef, desired: readonly TableField[]): Promise<SchemaDiff> {
+    return this.serialized(async () => {
+      const { schema } = await this.readSchema(table);
+      const diff = diffTableSchema(desired, schema);
+      if (diff.incompatibilities.length > 0) throw incompatibilityError(table, diff);
+      if (!hasChanges(diff)) return diff;
+      const name = tableSql(table);
+      await this.connection.run('BEGIN TRANSACTION');
+      try {
+        for (const addition of diff.additions) {
+          await this.connection.run(`ALTER TABLE ${name} ADD COLUMN ${columnPathSql(diff.patched.fields, addition.path)} ${duckDbTypeSql(addition.field)}`);
+        }
+        for (const relaxation of diff.relaxations) {
+          // Nested fields have no NOT NULL in DuckDB: their mode lives in the column comment only.
+          if (!relaxation.path.includes('.')) await this.connection.run(`ALTER TABLE ${name} ALTER ${quoteIdent(relaxation.path)} DROP NOT NULL`);
+        }
+        const before = new Map(schema.fields.map((f) => [f.name, JSON.stringify(f)]));
+        for (const field of diff.patched.fields) {
+          if (before.get(field.name) !== JSON.stringify(field)) {
+            await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
+          }
+        }
+        await this.connection.run('COMMIT');
+      } catch (err) {
+        await this.connection.run('ROLLBACK').catch(() => undefined);
+        throw new TributaryError('INTERNAL', `${table.datasetId}.${table.tableId}: cannot change the table: ${firstLine(err)}`, { cause: err });
+      } finally {
+        this.forget(table);
+      }
+      return diff;
     });
   }
 
@@ -463,6 +503,22 @@ export function duckDbTypeSql(field: TableField): string {
       base = 'VARCHAR';
   }
   return field.mode === 'REPEATED' ? `${base}[]` : base;
+}
+
+/** `"s"."items".element."zone"`: DuckDB's path to a nested field, through the element of each list. */
+function columnPathSql(fields: readonly TableField[], path: string): string {
+  const parts: string[] = [];
+  let level: readonly TableField[] = fields;
+  const names = path.split('.');
+  names.forEach((segment, i) => {
+    const field = level.find((f) => f.name.toLowerCase() === segment.toLowerCase());
+    parts.push(quoteIdent(field?.name ?? segment));
+    if (i < names.length - 1) {
+      if (field?.mode === 'REPEATED') parts.push('element');
+      level = field?.fields ?? [];
+    }
+  });
+  return parts.join('.');
 }
 
 function columnSql(field: TableField): string {
