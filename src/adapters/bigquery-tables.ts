@@ -81,6 +81,8 @@ export class BigQueryTables {
   private readonly refusalTtlMs: number;
   private readonly memo = new Map<string, Memo>();
   private readonly inFlight = new Map<string, Promise<EvolveResult>>();
+  /** When this process saw each table created (by itself or, on 409, by another replica). */
+  private readonly created = new Map<string, number>();
   /** Tail of the queue of changes per table. */
   private readonly queues = new Map<string, Promise<unknown>>();
 
@@ -117,6 +119,14 @@ export class BigQueryTables {
    */
   createTable(table: TableRef, fields: readonly TableField[], layout: TableLayout = {}): Promise<'created' | 'exists'> {
     return this.exclusive(formatTableRef(table), () => this.create(table, fields, layout));
+  }
+
+  /**
+   * When this process created the table, or learnt from a 409 that another replica just had. Streaming
+   * inserts may answer `notFound` for a while after creation: within that window it is a wait.
+   */
+  createdAt(table: TableRef): number | undefined {
+    return this.created.get(formatTableRef(table));
   }
 
   /**
@@ -185,6 +195,7 @@ export class BigQueryTables {
         throw err;
       }
       if (statusOf(err) === 409) {
+        this.created.set(name, this.clock.now());
         this.options.observer?.tableChanged(name, 'created', 'conflict');
         return 'exists';
       }
@@ -192,6 +203,7 @@ export class BigQueryTables {
       if (statusOf(err) === 404) throw new TributaryError('TABLE_NOT_FOUND', `${name} cannot be created: ${messageOf(err)}`, { cause: err });
       throw classifyBigQueryError(err, table);
     }
+    this.created.set(name, this.clock.now());
     this.options.observer?.tableChanged(name, 'created', 'ok');
     this.options.logger?.info({ table: name, columns: fields.length, layout }, 'Table created.');
     return 'created';

@@ -102,14 +102,19 @@ describe('BigQueryTables.createTable', () => {
   it('creates the table with the asked partitioning, clustering, expiration and description; a duplicate is success', async () => {
     const tables = adapter();
     const layout = { partitioning: { type: 'DAY' as const, field: 'ts' }, clustering: ['service', 'status'], expirationDays: 400, description: 'Access logs' };
+    expect(tables.createdAt(ACCESS)).toBeUndefined();
     await expect(tables.createTable(ACCESS, REV1, layout)).resolves.toBe('created');
+    expect(tables.createdAt(ACCESS)).toBe(clock);
     const info = server.tableInfo(ACCESS);
     expect(info?.timePartitioning).toEqual({ type: 'DAY', field: 'ts', expirationMs: String(400 * 86_400_000) });
     expect(info?.clustering).toEqual({ fields: ['service', 'status'] });
     expect(info?.description).toBe('Access logs');
     expect(names(info?.schema.fields)).toEqual(['ts', 'service', 'status', 'source', '_message_id', '_publish_time']);
 
-    await expect(adapter().createTable(ACCESS, REV1, layout)).resolves.toBe('exists');
+    const other = adapter();
+    clock += 5;
+    await expect(other.createTable(ACCESS, REV1, layout)).resolves.toBe('exists');
+    expect(other.createdAt(ACCESS)).toBe(clock);
     expect(server.callCount('tables.insert')).toBe(2);
     expect(changes.map((c) => `${c.kind}/${c.result}`)).toEqual(['created/ok', 'created/conflict']);
   });
