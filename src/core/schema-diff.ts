@@ -93,8 +93,12 @@ export function hasChanges(diff: SchemaDiff): boolean {
   return diff.additions.length > 0 || diff.relaxations.length > 0;
 }
 
-/** Types whose every value the row converter writes for `record` is also valid in a `table` column. */
-const ACCEPTED_WIDENINGS: ReadonlySet<string> = new Set(['FLOAT64<-INT64', 'BIGNUMERIC<-NUMERIC']);
+/**
+ * Column types that take what the row converter writes for another type: every INT64 is a valid
+ * FLOAT64, every NUMERIC a valid BIGNUMERIC; a JSON or GEOGRAPHY column (made so by a person) reads
+ * its values from strings, and a string that does not parse is refused row by row, not here.
+ */
+const ACCEPTED_WIDENINGS: ReadonlySet<string> = new Set(['FLOAT64<-INT64', 'BIGNUMERIC<-NUMERIC', 'JSON<-STRING', 'GEOGRAPHY<-STRING']);
 
 function typeAccepts(tableType: string, recordType: string): boolean {
   return tableType === recordType || ACCEPTED_WIDENINGS.has(`${tableType}<-${recordType}`);

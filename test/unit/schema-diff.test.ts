@@ -162,13 +162,18 @@ describe('diffAvroAgainstTable', () => {
     expect(error.message).toMatch(/^p\.d\.t: field "status" is STRING in the table but INT64 in the record.*; field "amount"/);
   });
 
-  it('accepts what BigQuery takes without a change: INT64 into FLOAT64, NUMERIC into BIGNUMERIC', () => {
+  it('accepts what BigQuery takes without a change: INT64 into FLOAT64, NUMERIC into BIGNUMERIC, STRING into JSON', () => {
     const table: TableSchema = {
-      fields: TABLE_V1.fields.map((f) => (f.name === 'status' ? { ...f, type: 'FLOAT' } : f.name === 'amount' ? { ...f, type: 'BIGNUMERIC' } : f)),
+      fields: TABLE_V1.fields.map((f) =>
+        f.name === 'status' ? { ...f, type: 'FLOAT' } : f.name === 'amount' ? { ...f, type: 'BIGNUMERIC' } : f.name === 'service' ? { ...f, type: 'JSON' } : f,
+      ),
     };
     const diff = diffAvroAgainstTable(REV1, METADATA, table);
     expect(diff.incompatibilities).toEqual([]);
     expect(hasChanges(diff)).toBe(false);
+    // Not the other way round: a FLOAT64 field cannot go into an INT64 column.
+    const narrowing = diffAvroAgainstTable(withFields([], { status: 'double' }), METADATA, TABLE_V1);
+    expect(renderSchemaDiff(narrowing)).toEqual(['! status INT64 ≠ FLOAT64']);
   });
 
   it('matches column names case-insensitively, as BigQuery does', () => {
