@@ -211,6 +211,11 @@ describe('diffTableSchema properties', () => {
     ),
   );
 
+  /** Every existing field keeps its place at every depth: new ones only follow them. */
+  function keepsOrder(before: readonly TableField[], after: readonly TableField[]): boolean {
+    return before.every((f, i) => after[i]?.name === f.name && (f.fields === undefined || keepsOrder(f.fields, after[i]?.fields ?? [])));
+  }
+
   it('applying the diff then diffing again leaves nothing to do, the same incompatibilities, and an update BigQuery accepts', () => {
     fc.assert(
       fc.property(fieldsArb(3), fieldsArb(3), (desired, tableFields) => {
@@ -222,6 +227,7 @@ describe('diffTableSchema properties', () => {
         expect(second.incompatibilities).toEqual(first.incompatibilities);
         expect(second.patched).toEqual(first.patched);
         expect(schemaUpdateProblem(tableFields, first.patched.fields, '')).toBeNull();
+        expect(keepsOrder(tableFields, first.patched.fields)).toBe(true);
         if (first.incompatibilities.length === 0) {
           // Every row of the desired shape now fits the patched table.
           expect(createRowValidator(first.patched, { unknownFields: 'dead-letter' }).proves(desired)).toBe(true);
