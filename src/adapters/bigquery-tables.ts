@@ -4,6 +4,7 @@ import { backoffDelay, type BackoffPolicy } from '../core/backoff.js';
 import type { Logger } from '../core/ports.js';
 import { diffTableSchema, hasChanges, incompatibilityError, renderSchemaDiff, type SchemaDiff } from '../core/schema-diff.js';
 import type { TableChangeObserver, TableChangeResult } from '../core/table-change-observer.js';
+import type { TableEvolution, TableEvolver } from '../core/table-evolver.js';
 import { tableLayoutProblems, tableLayoutResource, type TableLayout } from '../core/table-layout.js';
 import { formatTableRef, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { classifyBigQueryError } from './bigquery-sink.js';
@@ -39,14 +40,6 @@ export interface TableSnapshot {
   etag: string;
 }
 
-export interface EvolveResult {
-  /** True when this call patched the table; false when it already had every column. */
-  changed: boolean;
-  /** What this call applied (empty when nothing). */
-  diff: SchemaDiff;
-  /** The table's schema after the change. */
-  schema: TableSchema;
-}
 
 interface ApiErrorShape {
   code?: number | string;
@@ -54,7 +47,7 @@ interface ApiErrorShape {
   errors?: Array<{ reason?: string; message?: string }>;
 }
 
-type Memo = { ok: true; result: EvolveResult } | { ok: false; error: TributaryError; until: number };
+type Memo = { ok: true; result: TableEvolution } | { ok: false; error: TributaryError; until: number };
 
 const realClock: TableChangeClock = {
   now: () => Date.now(),
@@ -71,7 +64,7 @@ const MIN_RATE_LIMIT_DELAY_MS = 250;
  * Between processes the etag makes the read-modify-write safe: a replica that lost the race re-reads,
  * finds nothing left to do, and makes no call.
  */
-export class BigQueryTables {
+export class BigQueryTables implements TableEvolver {
   private readonly client: BigQuery;
   private readonly clock: TableChangeClock;
   private readonly random: () => number;
@@ -80,7 +73,7 @@ export class BigQueryTables {
   private readonly maxConflicts: number;
   private readonly refusalTtlMs: number;
   private readonly memo = new Map<string, Memo>();
-  private readonly inFlight = new Map<string, Promise<EvolveResult>>();
+  private readonly inFlight = new Map<string, Promise<TableEvolution>>();
   /** When this process saw each table created (by itself or, on 409, by another replica). */
   private readonly created = new Map<string, number>();
   /** Tail of the queue of changes per table. */
@@ -135,7 +128,7 @@ export class BigQueryTables {
    * without touching the table when a column would have to change type; TABLE_NOT_FOUND when the
    * table is missing; BIGQUERY_RATE_LIMITED when the update limit held it longer than the bound.
    */
-  evolve(table: TableRef, schemaId: string, desired: readonly TableField[]): Promise<EvolveResult> {
+  evolve(table: TableRef, schemaId: string, desired: readonly TableField[]): Promise<TableEvolution> {
     const name = formatTableRef(table);
     const key = `${name}|${schemaId}`;
     const memo = this.memo.get(key);
@@ -214,7 +207,7 @@ export class BigQueryTables {
     if (diff.relaxations.length > 0) this.options.observer?.tableChanged(name, 'relaxed', result);
   }
 
-  private async apply(table: TableRef, desired: readonly TableField[]): Promise<EvolveResult> {
+  private async apply(table: TableRef, desired: readonly TableField[]): Promise<TableEvolution> {
     const name = formatTableRef(table);
     const started = this.clock.now();
     let conflicts = 0;

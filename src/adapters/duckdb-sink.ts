@@ -4,7 +4,9 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { Config } from '../config.js';
 import { TributaryError } from '../errors.js';
 import type { InsertOutcome, InsertRow, RowFailure, Sink } from '../core/ports.js';
-import { diffTableSchema, hasChanges, incompatibilityError, type SchemaDiff } from '../core/schema-diff.js';
+import { diffTableSchema, hasChanges, incompatibilityError } from '../core/schema-diff.js';
+import type { TableEvolution, TableEvolver } from '../core/table-evolver.js';
+import type { TableLayout } from '../core/table-layout.js';
 import { standardType, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { loadTableDefinitions, type TableDefinition } from './duckdb-table-definitions.js';
 
@@ -60,8 +62,10 @@ interface Target {
  * Everything goes through one connection, one operation at a time: DuckDB is embedded and its
  * work is CPU-bound, and serial access is what makes the insertId check and the insert atomic.
  */
-export class DuckDbSink implements Sink {
+export class DuckDbSink implements Sink, TableEvolver {
   private readonly targets = new Map<string, Target>();
+  /** Changes settled per (table, schema id): the file has one writer, this process. */
+  private readonly evolved = new Map<string, TableEvolution>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private lastPruneAt = 0;
@@ -122,12 +126,19 @@ export class DuckDbSink implements Sink {
    * columns at any depth, `DROP NOT NULL` for relaxed ones. Throws SCHEMA_INCOMPATIBLE and alters
    * nothing when a column would have to change type.
    */
-  evolve(table: TableRef, desired: readonly TableField[]): Promise<SchemaDiff> {
+  evolve(table: TableRef, schemaId: string, desired: readonly TableField[]): Promise<TableEvolution> {
     return this.serialized(async () => {
+      const key = `${tableSql(table)}|${schemaId}`;
+      const settled = this.evolved.get(key);
+      if (settled) return settled;
       const { schema } = await this.readSchema(table);
       const diff = diffTableSchema(desired, schema);
       if (diff.incompatibilities.length > 0) throw incompatibilityError(table, diff);
-      if (!hasChanges(diff)) return diff;
+      if (!hasChanges(diff)) {
+        const unchanged = { changed: false, diff, schema };
+        this.evolved.set(key, unchanged);
+        return unchanged;
+      }
       const name = tableSql(table);
       await this.connection.run('BEGIN TRANSACTION');
       try {
@@ -151,7 +162,26 @@ export class DuckDbSink implements Sink {
       } finally {
         this.forget(table);
       }
-      return diff;
+      const changed = { changed: true, diff, schema: diff.patched };
+      this.evolved.set(key, changed);
+      return changed;
+    });
+  }
+
+  /**
+   * Creates a missing table with these columns (a layout's partitioning and clustering mean
+   * nothing to DuckDB and are ignored); `exists` when it is there already.
+   */
+  createTable(table: TableRef, fields: readonly TableField[], _layout?: TableLayout): Promise<'created' | 'exists'> {
+    return this.serialized(async () => {
+      const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [table.datasetId, table.tableId]);
+      if (existing.currentRowCount > 0) return 'exists';
+      try {
+        await this.createNow(table, fields);
+      } catch (err) {
+        throw new TributaryError('INTERNAL', `${table.datasetId}.${table.tableId}: cannot create the table: ${firstLine(err)}`, { cause: err });
+      }
+      return 'created';
     });
   }
 
@@ -189,21 +219,25 @@ export class DuckDbSink implements Sink {
       // An existing table is never altered, as with BigQuery: rows are validated against what it is.
       const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [datasetId, tableId]);
       if (existing.currentRowCount > 0) continue;
-      const name = tableSql(definition.table);
-      await this.connection.run('BEGIN TRANSACTION');
-      try {
-        await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(datasetId)}`);
-        await this.connection.run(`CREATE TABLE ${name} (${definition.schema.fields.map(columnSql).join(', ')})`);
-        // The BigQuery field rides along as the column comment: DuckDB cannot say that a nested
-        // field is REQUIRED or that a VARCHAR holds a BIGNUMERIC, and pre-validation needs both.
-        for (const field of definition.schema.fields) {
-          await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
-        }
-        await this.connection.run('COMMIT');
-      } catch (err) {
-        await this.connection.run('ROLLBACK').catch(() => undefined);
-        throw err;
+      await this.createNow(definition.table, definition.schema.fields);
+    }
+  }
+
+  private async createNow(table: TableRef, fields: readonly TableField[]): Promise<void> {
+    const name = tableSql(table);
+    await this.connection.run('BEGIN TRANSACTION');
+    try {
+      await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.datasetId)}`);
+      await this.connection.run(`CREATE TABLE ${name} (${fields.map(columnSql).join(', ')})`);
+      // The BigQuery field rides along as the column comment: DuckDB cannot say that a nested
+      // field is REQUIRED or that a VARCHAR holds a BIGNUMERIC, and pre-validation needs both.
+      for (const field of fields) {
+        await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
       }
+      await this.connection.run('COMMIT');
+    } catch (err) {
+      await this.connection.run('ROLLBACK').catch(() => undefined);
+      throw err;
     }
   }
 

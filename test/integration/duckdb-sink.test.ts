@@ -288,7 +288,7 @@ ${extraYaml}`,
   it('evolves like BigQuery: ADD COLUMN for new columns and struct fields at any depth, DROP NOT NULL for relaxed ones', async () => {
     const s = await open();
     const accessV3 = { ...accessV2, fields: [...accessV2.fields, { name: 'region', type: ['null', 'string'], default: null }] } as unknown as AvroSchema;
-    const diff = await s.evolve(ACCESS, routeTableFields(accessV3, { messageId: '_message_id', publishTime: '_publish_time' }));
+    const { diff } = await s.evolve(ACCESS, 'v3', routeTableFields(accessV3, { messageId: '_message_id', publishTime: '_publish_time' }));
     expect(diff.additions.map((a) => a.path)).toEqual(['region']);
     const v3Row = { ...decodedRow(accessV3, { ...accessRecord(9, { latency_ms: null }), region: { string: 'eu-west1' } }), _message_id: 'm-9', _publish_time: '2025-11-24T16:00:00.000000Z' };
     expect(await s.insert(ACCESS, [{ insertId: 'm-9', json: v3Row }])).toEqual({ failures: [] });
@@ -304,14 +304,17 @@ ${extraYaml}`,
       { name: 'geo', type: 'RECORD', mode: 'REQUIRED', fields: [{ name: 'lat', type: 'FLOAT64', mode: 'REQUIRED' }] },
       { name: 'labels', type: 'STRING', mode: 'REPEATED' },
     ];
-    const typesDiff = await s.evolve(TYPES, desired);
+    const evolution = await s.evolve(TYPES, 'types-2', desired);
+    const typesDiff = evolution.diff;
+    expect(evolution.changed).toBe(true);
     expect(typesDiff.additions.map((a) => a.path)).toEqual(['nested.note', 'nested.deep', 'geo', 'labels']);
     expect(typesDiff.relaxations.map((r) => r.path)).toEqual(['id']);
     const after = await s.getTableSchema(TYPES);
     expect(after).toEqual(typesDiff.patched);
     expect(after.fields.slice(0, before.fields.length).map((f) => f.name)).toEqual(before.fields.map((f) => f.name));
     // Nothing left to do, and the same columns read back from the file.
-    expect((await s.evolve(TYPES, desired)).additions).toEqual([]);
+    expect(await s.evolve(TYPES, 'types-2', desired)).toBe(evolution);
+    expect(await s.evolve(TYPES, 'types-2-again', desired)).toMatchObject({ changed: false, diff: { additions: [], relaxations: [] } });
 
     expect(
       await s.insert(TYPES, [
@@ -326,11 +329,24 @@ ${extraYaml}`,
     ]);
   });
 
+  it('creates a missing table from the columns of the first schema, once', async () => {
+    const s = await open();
+    const EVENTS: TableRef = { projectId: 'test-project', datasetId: 'events', tableId: 'first' };
+    const fields: TableField[] = [
+      { name: 'id', type: 'STRING', mode: 'REQUIRED' },
+      { name: 'meta', type: 'RECORD', fields: [{ name: 'k', type: 'STRING', mode: 'REQUIRED' }] },
+    ];
+    expect(await s.createTable(EVENTS, fields, { partitioning: { type: 'DAY' } })).toBe('created');
+    expect(await s.createTable(EVENTS, fields)).toBe('exists');
+    expect(await s.getTableSchema(EVENTS)).toEqual({ fields });
+    expect(await s.insert(EVENTS, [{ insertId: 'x', json: { id: 'a', meta: { k: 'v' } } }])).toEqual({ failures: [] });
+  });
+
   it('refuses an incompatible change without altering the table', async () => {
     const s = await open();
     const before = await s.getTableSchema(TYPES);
     const desired = typesSchema.map((f): TableField => (f.name === 'n' ? { ...f, type: 'STRING' } : f));
-    const error = await s.evolve(TYPES, [...desired, { name: 'extra', type: 'STRING' }]).catch((e: unknown) => e);
+    const error = await s.evolve(TYPES, 'types-bad', [...desired, { name: 'extra', type: 'STRING' }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TributaryError);
     expect((error as TributaryError).code).toBe('SCHEMA_INCOMPATIBLE');
     expect((error as TributaryError).message).toContain('field "n" is INT64 in the table but STRING in the record');
