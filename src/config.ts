@@ -40,6 +40,28 @@ const metadataSchema = z
   .strict()
   .describe('Optional columns filled from the Pub/Sub message rather than from the record.');
 
+const createTableSchema = z
+  .object({
+    partitioning: z
+      .object({
+        type: z.enum(['DAY', 'HOUR', 'MONTH', 'YEAR']).describe('Partition granularity.'),
+        field: z.string().min(1).optional().describe('A TIMESTAMP, DATE or DATETIME column; omit to partition by ingestion time.'),
+      })
+      .strict()
+      .optional()
+      .describe('Time partitioning of the created table.'),
+    clustering: z
+      .array(z.string().min(1))
+      .max(4, 'BigQuery clusters on at most 4 columns')
+      .refine((columns) => new Set(columns).size === columns.length, 'a clustering column is named twice')
+      .default([])
+      .describe('Up to 4 top-level columns to cluster on, in order.'),
+    expirationDays: z.number().positive().optional().describe('Partition expiration in days (needs partitioning).'),
+    description: z.string().max(16_384).optional().describe('Table description.'),
+  })
+  .strict()
+  .refine((t) => t.expirationDays === undefined || t.partitioning !== undefined, { message: 'expirationDays needs partitioning', path: ['expirationDays'] });
+
 const routeSchema = z
   .object({
     match: z.array(z.string().min(1)).min(1).describe('Log types this route takes; a log type belongs to one route.'),
@@ -64,6 +86,11 @@ const routeSchema = z
       .default('dead-letter')
       .describe('A field the table lacks: dead-letter the message (`UNKNOWN_FIELD`) or drop the field (counted in `tributary_unknown_fields_dropped_total`).'),
     metadata: metadataSchema.default({}),
+    schemaEvolution: z
+      .enum(['off', 'add-columns'])
+      .default('off')
+      .describe('add-columns: add the columns a new schema revision brings (NULLABLE or REPEATED) and relax REQUIRED columns that became nullable; incompatible changes are refused.'),
+    createTable: createTableSchema.optional().describe('Create the table when it is missing, from the schema of the message that found it missing; without it a missing table pauses the route.'),
   })
   .strict();
 

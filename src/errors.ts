@@ -25,12 +25,14 @@ export const ERROR_CODES = {
   UNKNOWN_FIELD: 'data',
   ROW_TOO_LARGE: 'data',
   BIGQUERY_ROW_INVALID: 'data',
+  SCHEMA_INCOMPATIBLE: 'data',
   // transient: retried, then nacked
   REGISTRY_UNAVAILABLE: 'transient',
   BIGQUERY_UNAVAILABLE: 'transient',
   BIGQUERY_RATE_LIMITED: 'transient',
   BIGQUERY_QUOTA_EXCEEDED: 'transient',
   BIGQUERY_ROW_RETRYABLE: 'transient',
+  SCHEMA_PROPAGATING: 'transient',
   /** The request was larger than the destination takes: the batch is split, never resent whole. */
   REQUEST_TOO_LARGE: 'transient',
   DEAD_LETTER_FAILED: 'transient',

@@ -2,6 +2,7 @@ import { access } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { StartupError, startWorker } from './app.js';
+import { tablesCommand } from './cli/tables-command.js';
 import { loadTableDefinitions } from './adapters/duckdb-table-definitions.js';
 import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
@@ -25,6 +26,9 @@ Commands:
   validate  --config FILE   check the configuration; every problem at once, exit 78 if any
   replay    SUBSCRIPTION --config FILE [replay options]
             take dead letters back through the pipeline (same as --replay-dlq SUBSCRIPTION)
+  tables    plan|apply --config FILE --schema FILE.avsc|--schema-id ID|--pubsub-schema NAME
+            what each route's table lacks for a schema, and make the compatible changes
+            (tributary tables --help)
 
 Options:
   -c, --config FILE   YAML config (or TRIBUTARY_CONFIG); every value can also come from TRIBUTARY_* variables
@@ -72,6 +76,7 @@ export function skipMetadataProbeOnEmulator(env: NodeJS.ProcessEnv): void {
 
 export async function main(argv: string[]): Promise<number> {
   skipMetadataProbeOnEmulator(process.env);
+  if (argv[0] === 'tables') return tablesCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr });
   let parsed;
   try {
     parsed = parseArgs({

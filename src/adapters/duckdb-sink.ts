@@ -4,6 +4,9 @@ import type * as DuckDb from '@duckdb/node-api';
 import type { Config } from '../config.js';
 import { TributaryError } from '../errors.js';
 import type { PreparedRow, RowFailure, Sink, SinkLimits, WriteOutcome } from '../core/sink.js';
+import { diffTableSchema, hasChanges, incompatibilityError } from '../core/schema-diff.js';
+import type { TableEvolution, TableEvolver } from '../core/table-evolver.js';
+import type { TableLayout } from '../core/table-layout.js';
 import { standardType, type Row, type RowValue, type TableField, type TableRef, type TableSchema } from '../core/table-schema.js';
 import { loadTableDefinitions, type TableDefinition } from './duckdb-table-definitions.js';
 
@@ -59,10 +62,12 @@ interface Target {
  * Everything goes through one connection, one operation at a time: DuckDB is embedded and its
  * work is CPU-bound, and serial access is what makes the insertId check and the insert atomic.
  */
-export class DuckDbSink implements Sink {
+export class DuckDbSink implements Sink, TableEvolver {
   /** Embedded: no request limit of its own; batches are bounded by the route's batch settings. */
   readonly limits: SinkLimits = { maxRequestBytes: 64 * 1024 * 1024, maxRequestRows: 100_000 };
   private readonly targets = new Map<string, Target>();
+  /** Changes settled per (table, schema id): the file has one writer, this process. */
+  private readonly evolved = new Map<string, TableEvolution>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private lastPruneAt = 0;
@@ -122,6 +127,71 @@ export class DuckDbSink implements Sink {
     });
   }
 
+  /**
+   * Brings the table up to the `desired` columns with the change BigQuery would make (the same
+   * schema diff): `ALTER TABLE … ADD COLUMN` for new columns and for new fields inside STRUCT
+   * columns at any depth, `DROP NOT NULL` for relaxed ones. Throws SCHEMA_INCOMPATIBLE and alters
+   * nothing when a column would have to change type.
+   */
+  evolve(table: TableRef, schemaId: string, desired: readonly TableField[]): Promise<TableEvolution> {
+    return this.serialized(async () => {
+      const key = `${tableSql(table)}|${schemaId}`;
+      const settled = this.evolved.get(key);
+      if (settled) return settled;
+      const { schema } = await this.readSchema(table);
+      const diff = diffTableSchema(desired, schema);
+      if (diff.incompatibilities.length > 0) throw incompatibilityError(table, diff);
+      if (!hasChanges(diff)) {
+        const unchanged = { changed: false, diff, schema };
+        this.evolved.set(key, unchanged);
+        return unchanged;
+      }
+      const name = tableSql(table);
+      await this.connection.run('BEGIN TRANSACTION');
+      try {
+        for (const addition of diff.additions) {
+          await this.connection.run(`ALTER TABLE ${name} ADD COLUMN ${columnPathSql(diff.patched.fields, addition.path)} ${duckDbTypeSql(addition.field)}`);
+        }
+        for (const relaxation of diff.relaxations) {
+          // Nested fields have no NOT NULL in DuckDB: their mode lives in the column comment only.
+          if (!relaxation.path.includes('.')) await this.connection.run(`ALTER TABLE ${name} ALTER ${quoteIdent(relaxation.path)} DROP NOT NULL`);
+        }
+        const before = new Map(schema.fields.map((f) => [f.name, JSON.stringify(f)]));
+        for (const field of diff.patched.fields) {
+          if (before.get(field.name) !== JSON.stringify(field)) {
+            await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
+          }
+        }
+        await this.connection.run('COMMIT');
+      } catch (err) {
+        await this.connection.run('ROLLBACK').catch(() => undefined);
+        throw new TributaryError('INTERNAL', `${table.datasetId}.${table.tableId}: cannot change the table: ${firstLine(err)}`, { cause: err });
+      } finally {
+        this.forget(table);
+      }
+      const changed = { changed: true, diff, schema: diff.patched };
+      this.evolved.set(key, changed);
+      return changed;
+    });
+  }
+
+  /**
+   * Creates a missing table with these columns (a layout's partitioning and clustering mean
+   * nothing to DuckDB and are ignored); `exists` when it is there already.
+   */
+  createTable(table: TableRef, fields: readonly TableField[], _layout?: TableLayout): Promise<'created' | 'exists'> {
+    return this.serialized(async () => {
+      const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [table.datasetId, table.tableId]);
+      if (existing.currentRowCount > 0) return 'exists';
+      try {
+        await this.createNow(table, fields);
+      } catch (err) {
+        throw new TributaryError('INTERNAL', `${table.datasetId}.${table.tableId}: cannot create the table: ${firstLine(err)}`, { cause: err });
+      }
+      return 'created';
+    });
+  }
+
   /** Runs a query on the sink's own connection (a DuckDB file has one writer process). */
   query(sql: string): Promise<Array<Record<string, unknown>>> {
     return this.serialized(async () => (await this.connection.runAndReadAll(sql)).getRowObjectsJson() as Array<Record<string, unknown>>);
@@ -156,21 +226,25 @@ export class DuckDbSink implements Sink {
       // An existing table is never altered, as with BigQuery: rows are validated against what it is.
       const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [datasetId, tableId]);
       if (existing.currentRowCount > 0) continue;
-      const name = tableSql(definition.table);
-      await this.connection.run('BEGIN TRANSACTION');
-      try {
-        await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(datasetId)}`);
-        await this.connection.run(`CREATE TABLE ${name} (${definition.schema.fields.map(columnSql).join(', ')})`);
-        // The BigQuery field rides along as the column comment: DuckDB cannot say that a nested
-        // field is REQUIRED or that a VARCHAR holds a BIGNUMERIC, and pre-validation needs both.
-        for (const field of definition.schema.fields) {
-          await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
-        }
-        await this.connection.run('COMMIT');
-      } catch (err) {
-        await this.connection.run('ROLLBACK').catch(() => undefined);
-        throw err;
+      await this.createNow(definition.table, definition.schema.fields);
+    }
+  }
+
+  private async createNow(table: TableRef, fields: readonly TableField[]): Promise<void> {
+    const name = tableSql(table);
+    await this.connection.run('BEGIN TRANSACTION');
+    try {
+      await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.datasetId)}`);
+      await this.connection.run(`CREATE TABLE ${name} (${fields.map(columnSql).join(', ')})`);
+      // The BigQuery field rides along as the column comment: DuckDB cannot say that a nested
+      // field is REQUIRED or that a VARCHAR holds a BIGNUMERIC, and pre-validation needs both.
+      for (const field of fields) {
+        await this.connection.run(`COMMENT ON COLUMN ${name}.${quoteIdent(field.name)} IS ${quoteLiteral(JSON.stringify(field))}`);
       }
+      await this.connection.run('COMMIT');
+    } catch (err) {
+      await this.connection.run('ROLLBACK').catch(() => undefined);
+      throw err;
     }
   }
 
@@ -477,6 +551,22 @@ export function duckDbTypeSql(field: TableField): string {
       base = 'VARCHAR';
   }
   return field.mode === 'REPEATED' ? `${base}[]` : base;
+}
+
+/** `"s"."items".element."zone"`: DuckDB's path to a nested field, through the element of each list. */
+function columnPathSql(fields: readonly TableField[], path: string): string {
+  const parts: string[] = [];
+  let level: readonly TableField[] = fields;
+  const names = path.split('.');
+  names.forEach((segment, i) => {
+    const field = level.find((f) => f.name.toLowerCase() === segment.toLowerCase());
+    parts.push(quoteIdent(field?.name ?? segment));
+    if (i < names.length - 1) {
+      if (field?.mode === 'REPEATED') parts.push('element');
+      level = field?.fields ?? [];
+    }
+  });
+  return parts.join('.');
 }
 
 function columnSql(field: TableField): string {

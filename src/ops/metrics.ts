@@ -2,6 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ErrorCode } from '../errors.js';
 import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome } from '../core/observer.js';
+import type { TableChangeKind, TableChangeObserver, TableChangeResult } from '../core/table-change-observer.js';
 import { SettleAgeHistogram } from './settle-age-histogram.js';
 
 const ROUTE_STATES: RouteStateName[] = ['running', 'paused', 'draining', 'stopped'];
@@ -16,7 +17,7 @@ export interface InFlightSnapshot {
 }
 
 /** prom-client metrics on a registry of our own; every label value is bounded. */
-export class Metrics implements PipelineObserver {
+export class Metrics implements PipelineObserver, TableChangeObserver {
   readonly registry = new Registry();
   private readonly receivedTotal: Counter<'subscription'>;
   private readonly receivedBytes: Counter<'subscription'>;
@@ -30,6 +31,7 @@ export class Metrics implements PipelineObserver {
   private readonly retriesTotal: Counter<'route' | 'code'>;
   private readonly droppedFields: Counter<'route'>;
   private readonly routeStateGauge: Gauge<'route' | 'state' | 'reason'>;
+  private readonly tableChangesTotal: Counter<'table' | 'kind' | 'result'>;
   readonly schemaCacheHits: Counter;
   readonly schemaCacheMisses: Counter;
   readonly schemaFetchDuration: Histogram<'registry' | 'outcome'>;
@@ -83,6 +85,12 @@ export class Metrics implements PipelineObserver {
     });
     this.retriesTotal = new Counter({ name: 'tributary_retries_total', help: 'Retries (inserts, registry fetches) by error code.', labelNames: ['route', 'code'], registers });
     this.droppedFields = new Counter({ name: 'tributary_unknown_fields_dropped_total', help: 'Fields dropped because the table lacks them (unknownFields: drop).', labelNames: ['route'], registers });
+    this.tableChangesTotal = new Counter({
+      name: 'tributary_table_changes_total',
+      help: 'Table change attempts: kind created, added-columns, relaxed or refused; result ok, rate-limited, conflict or error.',
+      labelNames: ['table', 'kind', 'result'],
+      registers,
+    });
     this.routeStateGauge = new Gauge({
       name: 'tributary_route_state',
       help: '1 for the state each route is in (running, paused, draining, stopped); reason is the error code that paused it, or "none".',
@@ -216,6 +224,10 @@ export class Metrics implements PipelineObserver {
 
   fieldsDropped(route: string, count: number): void {
     this.droppedFields.inc({ route }, count);
+  }
+
+  tableChanged(table: string, kind: TableChangeKind, result: TableChangeResult): void {
+    this.tableChangesTotal.inc({ table, kind, result });
   }
 
   routeState(route: string, state: RouteStateName, code: ErrorCode | undefined): void {

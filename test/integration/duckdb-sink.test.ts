@@ -8,6 +8,7 @@ import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
 import { bigQueryFieldsFor } from '../../src/core/rows/bigquery-fields.js';
 import { createRowConverter } from '../../src/core/rows/row-converter.js';
 import { createRowValidator } from '../../src/core/rows/row-validator.js';
+import { routeTableFields } from '../../src/core/schema-diff.js';
 import type { Row, TableField, TableRef } from '../../src/core/table-schema.js';
 import type { RowFailure } from '../../src/core/sink.js';
 import { TributaryError } from '../../src/errors.js';
@@ -294,5 +295,73 @@ ${extraYaml}`,
     sink = await open();
     const locked = await DuckDbSink.open({ path: ':memory:', definitions: [{ route: 'x', table: ACCESS, source: 'inline', schema: { fields: [{ name: 'a', type: 'RECORD', fields: [] }] } }] }).catch((e: unknown) => e);
     expect(locked).toBeInstanceOf(DuckDbUnavailableError);
+  });
+
+  it('evolves like BigQuery: ADD COLUMN for new columns and struct fields at any depth, DROP NOT NULL for relaxed ones', async () => {
+    const s = await open();
+    const accessV3 = { ...accessV2, fields: [...accessV2.fields, { name: 'region', type: ['null', 'string'], default: null }] } as unknown as AvroSchema;
+    const { diff } = await s.evolve(ACCESS, 'v3', routeTableFields(accessV3, { messageId: '_message_id', publishTime: '_publish_time' }));
+    expect(diff.additions.map((a) => a.path)).toEqual(['region']);
+    const v3Row = { ...decodedRow(accessV3, { ...accessRecord(9, { latency_ms: null }), region: { string: 'eu-west1' } }), _message_id: 'm-9', _publish_time: '2025-11-24T16:00:00.000000Z' };
+    expect(await insert(s, ACCESS, [{ insertId: 'm-9', json: v3Row }])).toEqual({ failures: [] });
+    expect(await s.query(`SELECT region FROM logs.access WHERE _message_id = 'm-9'`)).toEqual([{ region: 'eu-west1' }]);
+
+    const before = await s.getTableSchema(TYPES);
+    const desired: TableField[] = [
+      ...typesSchema.map((f): TableField => {
+        if (f.name === 'id') return { ...f, mode: 'NULLABLE' };
+        if (f.name === 'nested') return { ...f, fields: [...(f.fields ?? []), { name: 'note', type: 'STRING', mode: 'REQUIRED' }, { name: 'deep', type: 'RECORD', fields: [{ name: 'x', type: 'INT64' }] }] };
+        return f;
+      }),
+      { name: 'geo', type: 'RECORD', mode: 'REQUIRED', fields: [{ name: 'lat', type: 'FLOAT64', mode: 'REQUIRED' }] },
+      { name: 'labels', type: 'STRING', mode: 'REPEATED' },
+    ];
+    const evolution = await s.evolve(TYPES, 'types-2', desired);
+    const typesDiff = evolution.diff;
+    expect(evolution.changed).toBe(true);
+    expect(typesDiff.additions.map((a) => a.path)).toEqual(['nested.note', 'nested.deep', 'geo', 'labels']);
+    expect(typesDiff.relaxations.map((r) => r.path)).toEqual(['id']);
+    const after = await s.getTableSchema(TYPES);
+    expect(after).toEqual(typesDiff.patched);
+    expect(after.fields.slice(0, before.fields.length).map((f) => f.name)).toEqual(before.fields.map((f) => f.name));
+    // Nothing left to do, and the same columns read back from the file.
+    expect(await s.evolve(TYPES, 'types-2', desired)).toBe(evolution);
+    expect(await s.evolve(TYPES, 'types-2-again', desired)).toMatchObject({ changed: false, diff: { additions: [], relaxations: [] } });
+
+    expect(
+      await insert(s, TYPES, [
+        { insertId: 'e1', json: { id: null, nested: [{ k: 'k', note: 'n', deep: { x: 5 } }], geo: { lat: 1.5 }, labels: ['a', 'b'] } },
+        { insertId: 'e2', json: { id: 'old-shape' } },
+      ]),
+    ).toEqual({ failures: [] });
+    const landed = await s.query(`SELECT id, nested[1].note AS note, nested[1].deep.x::INTEGER AS x, geo.lat AS lat, labels FROM logs.types ORDER BY id NULLS FIRST`);
+    expect(landed).toEqual([
+      { id: null, note: 'n', x: 5, lat: 1.5, labels: ['a', 'b'] },
+      { id: 'old-shape', note: null, x: null, lat: null, labels: [] },
+    ]);
+  });
+
+  it('creates a missing table from the columns of the first schema, once', async () => {
+    const s = await open();
+    const EVENTS: TableRef = { projectId: 'test-project', datasetId: 'events', tableId: 'first' };
+    const fields: TableField[] = [
+      { name: 'id', type: 'STRING', mode: 'REQUIRED' },
+      { name: 'meta', type: 'RECORD', fields: [{ name: 'k', type: 'STRING', mode: 'REQUIRED' }] },
+    ];
+    expect(await s.createTable(EVENTS, fields, { partitioning: { type: 'DAY' } })).toBe('created');
+    expect(await s.createTable(EVENTS, fields)).toBe('exists');
+    expect(await s.getTableSchema(EVENTS)).toEqual({ fields });
+    expect(await insert(s, EVENTS, [{ insertId: 'x', json: { id: 'a', meta: { k: 'v' } } }])).toEqual({ failures: [] });
+  });
+
+  it('refuses an incompatible change without altering the table', async () => {
+    const s = await open();
+    const before = await s.getTableSchema(TYPES);
+    const desired = typesSchema.map((f): TableField => (f.name === 'n' ? { ...f, type: 'STRING' } : f));
+    const error = await s.evolve(TYPES, 'types-bad', [...desired, { name: 'extra', type: 'STRING' }]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TributaryError);
+    expect((error as TributaryError).code).toBe('SCHEMA_INCOMPATIBLE');
+    expect((error as TributaryError).message).toContain('field "n" is INT64 in the table but STRING in the record');
+    expect(await s.getTableSchema(TYPES)).toEqual(before);
   });
 });

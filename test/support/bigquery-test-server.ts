@@ -67,6 +67,27 @@
  *   Google front end does; > 50,000 rows → 400 `invalid`; no rows → 400 `invalid`;
  *   malformed JSON → 400 `parseError`.
  * - Returned table schemas use legacy type names (INT64 → INTEGER, STRUCT → RECORD ...) as BigQuery does.
+ *
+ * Table management modelled (tables.insert / get / patch / update):
+ * - `dataset.createTable(id, {schema, timePartitioning, clustering, description})` → POST; 409
+ *   `duplicate` when the table exists. The partitioning field must be a top-level, non-repeated
+ *   TIMESTAMP, DATE or DATETIME column, the type DAY|HOUR|MONTH|YEAR; at most 4 clustering columns,
+ *   top-level, non-repeated, of a type BigQuery clusters on. All are stored and returned by get.
+ * - `tables.get` returns an `etag` that changes with every metadata change (not with streamed rows).
+ * - `table.setMetadata({schema, etag})` → PATCH with `If-Match: etag` (the client copies it from the
+ *   body); a stale etag → 412 `conditionNotMet` "Precondition check failed.". PUT is tables.update.
+ * - What an update may change: new NULLABLE/REPEATED fields at any depth, REQUIRED → NULLABLE.
+ *   Refused with 400 `invalid` and BigQuery's "Provided Schema does not match Table P:D.T. ..."
+ *   messages: a type change ("Field a has changed type from INTEGER to STRING"), a removal ("Field a
+ *   is missing in new schema"), any other mode change ("Field a has changed mode from NULLABLE to
+ *   REQUIRED"), a new REQUIRED field ("Cannot add required fields to an existing schema. (field: a.b)").
+ *   Field order is not checked.
+ * - At most `tableUpdateLimit` (default 5 per 10 s) successful metadata updates per table; beyond,
+ *   403 `rateLimitExceeded` "Exceeded rate limits: too many table update operations for this table. ...".
+ * - `schemaPropagationDelayMs`: after a schema change, insertAll keeps validating against the schema
+ *   before the change (an unknown field is `invalid` "no such field") while get shows the new one.
+ * - `notFoundAfterCreateMs`: insertAll answers 404 `notFound` for that long after tables.insert.
+ * - `callCount(kind)` counts every call by API method (`tables.patch`, `tabledata.insertAll`, ...).
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -187,6 +208,40 @@ export interface BigQueryTestServerOptions {
   maxRowBytes?: number;
   /** Server clock (dedup window, throttle, outage deadlines, timestamps). Default Date.now. */
   now?: () => number;
+  /** After a schema change, insertAll sees the previous schema for this long. Default 0. */
+  schemaPropagationDelayMs?: number;
+  /** After tables.insert, insertAll answers 404 notFound for this long. Default 0. */
+  notFoundAfterCreateMs?: number;
+  /** BigQuery's table-metadata update limit per table; null turns it off. Default 5 per 10 s. */
+  tableUpdateLimit?: TableUpdateLimit | null;
+}
+
+export interface TableUpdateLimit {
+  updates: number;
+  windowMs: number;
+}
+
+/** API methods counted by callCount(). */
+export type CallKind =
+  | 'datasets.list'
+  | 'datasets.insert'
+  | 'datasets.get'
+  | 'datasets.delete'
+  | 'tables.list'
+  | 'tables.insert'
+  | 'tables.get'
+  | 'tables.patch'
+  | 'tables.update'
+  | 'tables.delete'
+  | 'tabledata.insertAll';
+
+/** What tables.get shows of a table besides its schema. */
+export interface TableInfo {
+  schema: TableSchema;
+  etag: string;
+  timePartitioning?: Record<string, unknown>;
+  clustering?: { fields: string[] };
+  description?: string;
 }
 
 export interface BigQueryTestServer {
@@ -196,10 +251,20 @@ export interface BigQueryTestServer {
 
   createDataset(ref: DatasetRef): void;
   createTable(ref: TableRef, schema: TableSchema): void;
+  /** Replaces the schema at once, bypassing update rules, limits and propagation. */
   setSchema(ref: TableRef, schema: TableSchema): void;
   deleteTable(ref: TableRef): void;
   hasTable(ref: TableRef): boolean;
+  /** The table as tables.get shows it, undefined when missing. */
+  tableInfo(ref: TableRef): TableInfo | undefined;
+  /** The schema insertAll validates against right now (the previous one during propagation). */
+  streamingSchema(ref: TableRef): TableSchema | undefined;
   rows(ref: TableRef): StoredRow[];
+  /** Calls of one API method since start (or resetCallCounts). */
+  callCount(kind: CallKind): number;
+  resetCallCounts(): void;
+  setSchemaPropagationDelay(ms: number): void;
+  setNotFoundAfterCreate(ms: number): void;
   waitForRows(ref: TableRef, count: number, timeoutMs: number): Promise<void>;
 
   readonly requests: RecordedRequest[];
@@ -675,6 +740,76 @@ function checkSingle(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Table layout and schema update rules
+
+const PARTITION_TYPES: ReadonlySet<string> = new Set(['DAY', 'HOUR', 'MONTH', 'YEAR']);
+const PARTITION_FIELD_TYPES: ReadonlySet<string> = new Set(['TIMESTAMP', 'DATE', 'DATETIME']);
+const CLUSTERING_TYPES: ReadonlySet<string> = new Set(['STRING', 'INTEGER', 'NUMERIC', 'BIGNUMERIC', 'BOOLEAN', 'DATE', 'DATETIME', 'TIMESTAMP', 'GEOGRAPHY', 'RANGE']);
+const MAX_CLUSTERING_FIELDS = 4;
+
+function topLevelField(schema: TableSchema, name: string): TableField | undefined {
+  return schema.fields.find((f) => f.name.toLowerCase() === name.toLowerCase());
+}
+
+/** tables.insert's checks of partitioning and clustering; the message BigQuery gives, or null. */
+function layoutProblem(schema: TableSchema, timePartitioning: unknown, clustering: unknown): string | null {
+  if (timePartitioning !== undefined) {
+    if (!isRecord(timePartitioning)) return 'Invalid value for timePartitioning.';
+    const type = timePartitioning['type'];
+    if (typeof type !== 'string' || !PARTITION_TYPES.has(type)) return `Invalid value for type: ${String(type)} is not a valid value`;
+    const fieldName = timePartitioning['field'];
+    if (fieldName !== undefined) {
+      if (typeof fieldName !== 'string') return 'Invalid value for timePartitioning.field.';
+      const field = topLevelField(schema, fieldName);
+      if (!field) return `The field specified for partitioning cannot be found in the schema. Invalid field: ${fieldName}.`;
+      if (!PARTITION_FIELD_TYPES.has(field.type)) {
+        return `The field specified for time partitioning can only be of type TIMESTAMP, DATE or DATETIME. The type found is: ${field.type}.`;
+      }
+      if (field.mode === 'REPEATED') return `The field specified for time partitioning cannot be REPEATED. Invalid field: ${fieldName}.`;
+    }
+  }
+  if (clustering !== undefined) {
+    const fields = isRecord(clustering) ? clustering['fields'] : undefined;
+    if (!Array.isArray(fields) || !fields.every((f): f is string => typeof f === 'string')) return 'Invalid value for clustering.fields.';
+    if (fields.length > MAX_CLUSTERING_FIELDS) return `Too many clustering fields: ${fields.length}, only up to ${MAX_CLUSTERING_FIELDS} are allowed.`;
+    for (const name of fields) {
+      const field = topLevelField(schema, name);
+      if (!field) return `The field specified for clustering cannot be found in the schema. Invalid field: ${name}.`;
+      if (field.mode === 'REPEATED' || !CLUSTERING_TYPES.has(field.type)) {
+        return `Field ${name} is of type ${field.mode === 'REPEATED' ? `ARRAY<${field.type}>` : field.type} which is not supported for clustering.`;
+      }
+    }
+  }
+  return null;
+}
+
+/** What tables.patch/update refuses in a schema change; BigQuery's message (after its prefix), or null. Exported for property tests of the schema diff. */
+export function schemaUpdateProblem(current: TableField[], next: TableField[], prefix: string): string | null {
+  const byName = new Map(next.map((f) => [f.name.toLowerCase(), f]));
+  for (const old of current) {
+    const path = prefix ? `${prefix}.${old.name}` : old.name;
+    const now = byName.get(old.name.toLowerCase());
+    if (!now) return `Field ${path} is missing in new schema`;
+    if (now.type !== old.type) return `Field ${path} has changed type from ${old.type} to ${now.type}`;
+    const oldMode = old.mode ?? 'NULLABLE';
+    const newMode = now.mode ?? 'NULLABLE';
+    if (oldMode !== newMode && !(oldMode === 'REQUIRED' && newMode === 'NULLABLE')) {
+      return `Field ${path} has changed mode from ${oldMode} to ${newMode}`;
+    }
+    if (old.type === 'RECORD') {
+      const nested = schemaUpdateProblem(old.fields ?? [], now.fields ?? [], path);
+      if (nested) return nested;
+    }
+  }
+  const known = new Set(current.map((f) => f.name.toLowerCase()));
+  for (const field of next) {
+    if (known.has(field.name.toLowerCase())) continue;
+    if (field.mode === 'REQUIRED') return `Cannot add required fields to an existing schema. (field: ${prefix ? `${prefix}.${field.name}` : field.name})`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
 // State
 
 interface DatasetState {
@@ -693,6 +828,18 @@ interface TableState {
   insertIds: Map<string, number>;
   storedBytes: number;
   oldestEntryTime: number | null;
+  /** Bumped by every metadata change; the etag is derived from it. */
+  metadataRevision: number;
+  timePartitioning?: Record<string, unknown>;
+  clustering?: { fields: string[] };
+  description?: string;
+  /** What insertAll validates against until `streamingSchemaUntil` (propagation delay). */
+  streamingSchema: TableSchema | null;
+  streamingSchemaUntil: number;
+  /** insertAll answers notFound until then (just created). */
+  notFoundUntil: number;
+  /** Times of the successful metadata updates inside the rate-limit window. */
+  updateTimes: number[];
 }
 
 interface PendingFailure {
@@ -741,6 +888,25 @@ interface InsertErrorEntry {
   errors: Array<{ reason: string; location: string; debugInfo: string; message: string }>;
 }
 
+function callKindOf(method: string, rest: string[]): CallKind | null {
+  const [, datasetId, tables, tableId] = rest;
+  if (datasetId === undefined) return method === 'GET' ? 'datasets.list' : method === 'POST' ? 'datasets.insert' : null;
+  if (tables === undefined) return method === 'GET' ? 'datasets.get' : method === 'DELETE' ? 'datasets.delete' : null;
+  if (tableId === undefined) return method === 'GET' ? 'tables.list' : method === 'POST' ? 'tables.insert' : null;
+  switch (method) {
+    case 'GET':
+      return 'tables.get';
+    case 'PATCH':
+      return 'tables.patch';
+    case 'PUT':
+      return 'tables.update';
+    case 'DELETE':
+      return 'tables.delete';
+    default:
+      return null;
+  }
+}
+
 class TestServer implements BigQueryTestServer {
   readonly requests: RecordedRequest[] = [];
   readonly httpLog: HttpLogEntry[] = [];
@@ -772,6 +938,10 @@ class TestServer implements BigQueryTestServer {
   private throttled = 0;
   private readonly denied = new Map<string, string>();
   private closed = false;
+  private schemaPropagationDelayMs: number;
+  private notFoundAfterCreateMs: number;
+  private readonly tableUpdateLimit: TableUpdateLimit | null;
+  private readonly calls = new Map<CallKind, number>();
 
   constructor(options: BigQueryTestServerOptions) {
     this.now = options.now ?? Date.now;
@@ -780,6 +950,9 @@ class TestServer implements BigQueryTestServer {
     this.frontendMaxRequestBytes = options.frontendMaxRequestBytes ?? 50 * MiB;
     this.maxRowsPerRequest = options.maxRowsPerRequest ?? 50_000;
     this.maxRowBytes = options.maxRowBytes ?? 10 * MiB;
+    this.schemaPropagationDelayMs = options.schemaPropagationDelayMs ?? 0;
+    this.notFoundAfterCreateMs = options.notFoundAfterCreateMs ?? 0;
+    this.tableUpdateLimit = options.tableUpdateLimit === undefined ? { updates: 5, windowMs: 10_000 } : options.tableUpdateLimit;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent && !res.destroyed) {
@@ -843,6 +1016,8 @@ class TestServer implements BigQueryTestServer {
     const table = this.findTable(ref);
     if (!table) throw new Error(`Table ${tableKey(ref)} does not exist`);
     table.schema = normalizeSchema(schema);
+    table.streamingSchema = null;
+    table.metadataRevision += 1;
     table.lastModifiedTime = this.now();
   }
 
@@ -852,6 +1027,37 @@ class TestServer implements BigQueryTestServer {
 
   hasTable(ref: TableRef): boolean {
     return this.findTable(ref) !== undefined;
+  }
+
+  tableInfo(ref: TableRef): TableInfo | undefined {
+    const table = this.findTable(ref);
+    if (!table) return undefined;
+    const info: TableInfo = { schema: structuredClone(table.schema), etag: this.etagOf(table) };
+    if (table.timePartitioning) info.timePartitioning = structuredClone(table.timePartitioning);
+    if (table.clustering) info.clustering = structuredClone(table.clustering);
+    if (table.description !== undefined) info.description = table.description;
+    return info;
+  }
+
+  streamingSchema(ref: TableRef): TableSchema | undefined {
+    const table = this.findTable(ref);
+    return table ? structuredClone(this.streamingView(table)) : undefined;
+  }
+
+  callCount(kind: CallKind): number {
+    return this.calls.get(kind) ?? 0;
+  }
+
+  resetCallCounts(): void {
+    this.calls.clear();
+  }
+
+  setSchemaPropagationDelay(ms: number): void {
+    this.schemaPropagationDelayMs = Math.max(0, ms);
+  }
+
+  setNotFoundAfterCreate(ms: number): void {
+    this.notFoundAfterCreateMs = Math.max(0, ms);
   }
 
   rows(ref: TableRef): StoredRow[] {
@@ -959,7 +1165,70 @@ class TestServer implements BigQueryTestServer {
       insertIds: new Map(),
       storedBytes: 0,
       oldestEntryTime: null,
+      metadataRevision: 0,
+      streamingSchema: null,
+      streamingSchemaUntil: 0,
+      notFoundUntil: 0,
+      updateTimes: [],
     };
+  }
+
+  private etagOf(table: TableState): string {
+    return Buffer.from(`${table.creationTime}.${table.metadataRevision}`).toString('base64');
+  }
+
+  /** The schema insertAll sees: the one before the last change until the change has propagated. */
+  private streamingView(table: TableState): TableSchema {
+    if (table.streamingSchema !== null && this.now() < table.streamingSchemaUntil) return table.streamingSchema;
+    table.streamingSchema = null;
+    return table.schema;
+  }
+
+  private count(kind: CallKind): void {
+    this.calls.set(kind, (this.calls.get(kind) ?? 0) + 1);
+  }
+
+  /** tables.patch / tables.update: etag precondition, rate limit, then BigQuery's schema rules. */
+  private updateTable(table: TableState, body: unknown, ifMatch: string | undefined): HttpAnswer {
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== this.etagOf(table)) {
+      return errorAnswer(412, 'conditionNotMet', 'Precondition check failed.');
+    }
+    const now = this.now();
+    const limit = this.tableUpdateLimit;
+    if (limit) {
+      table.updateTimes = table.updateTimes.filter((t) => now - t < limit.windowMs);
+      if (table.updateTimes.length >= limit.updates) {
+        return errorAnswer(
+          403,
+          'rateLimitExceeded',
+          'Exceeded rate limits: too many table update operations for this table. For more information, see https://cloud.google.com/bigquery/docs/troubleshoot-quotas',
+        );
+      }
+    }
+    if (!isRecord(body)) return errorAnswer(400, 'invalid', 'Invalid table resource.');
+    let schema: TableSchema | undefined;
+    if (body['schema'] !== undefined) {
+      try {
+        schema = normalizeSchema(body['schema']);
+      } catch (error) {
+        if (error instanceof SchemaError) return errorAnswer(400, 'invalid', error.message);
+        throw error;
+      }
+      const problem = schemaUpdateProblem(table.schema.fields, schema.fields, '');
+      if (problem) return errorAnswer(400, 'invalid', `Provided Schema does not match Table ${tableKey(table.ref)}. ${problem}`);
+    }
+    if (schema !== undefined && JSON.stringify(schema) !== JSON.stringify(table.schema)) {
+      if (this.schemaPropagationDelayMs > 0) {
+        table.streamingSchema = this.streamingView(table);
+        table.streamingSchemaUntil = now + this.schemaPropagationDelayMs;
+      }
+      table.schema = schema;
+    }
+    if (typeof body['description'] === 'string') table.description = body['description'];
+    table.metadataRevision += 1;
+    table.lastModifiedTime = now;
+    table.updateTimes.push(now);
+    return jsonAnswer(200, this.tableResource(table));
   }
 
   private requireDataset(ref: DatasetRef): DatasetState {
@@ -1065,18 +1334,22 @@ class TestServer implements BigQueryTestServer {
         return;
       }
       const ref: TableRef = { projectId, datasetId: rest[1], tableId: rest[3] };
+      this.count('tabledata.insertAll');
       logEntry.status = await this.handleInsertAll(ref, body, req, res, timestamp);
       return;
     }
 
-    const answer = this.route(method, projectId, rest, body, url);
+    const ifMatch = req.headers['if-match'];
+    const answer = this.route(method, projectId, rest, body, url, typeof ifMatch === 'string' ? ifMatch : undefined);
     logEntry.status = answer.status;
     this.send(res, answer);
   }
 
   // ------------------------------------------------------------------ metadata endpoints
 
-  private route(method: string, projectId: string, rest: string[], body: Buffer, url: URL): HttpAnswer {
+  private route(method: string, projectId: string, rest: string[], body: Buffer, url: URL, ifMatch: string | undefined): HttpAnswer {
+    const kind = callKindOf(method, rest);
+    if (kind) this.count(kind);
     const parseJson = (): { ok: true; value: unknown } | { ok: false; answer: HttpAnswer } => {
       if (body.length === 0) return { ok: true, value: {} };
       try {
@@ -1136,16 +1409,7 @@ class TestServer implements BigQueryTestServer {
     if (method === 'PATCH' || method === 'PUT') {
       const parsed = parseJson();
       if (!parsed.ok) return parsed.answer;
-      if (isRecord(parsed.value) && parsed.value['schema'] !== undefined) {
-        try {
-          table.schema = normalizeSchema(parsed.value['schema']);
-        } catch (error) {
-          if (error instanceof SchemaError) return errorAnswer(400, 'invalid', error.message);
-          throw error;
-        }
-        table.lastModifiedTime = this.now();
-      }
-      return jsonAnswer(200, this.tableResource(table));
+      return this.updateTable(table, parsed.value, ifMatch);
     }
     return errorAnswer(405, 'badRequest', 'Method not allowed');
   }
@@ -1175,7 +1439,13 @@ class TestServer implements BigQueryTestServer {
       if (error instanceof SchemaError) return errorAnswer(400, 'invalid', error.message);
       throw error;
     }
+    const problem = layoutProblem(schema, body['timePartitioning'], body['clustering']);
+    if (problem) return errorAnswer(400, 'invalid', problem);
     const table = this.newTable(ref, schema);
+    if (isRecord(body['timePartitioning'])) table.timePartitioning = structuredClone(body['timePartitioning']);
+    if (isRecord(body['clustering'])) table.clustering = { fields: [...(body['clustering']['fields'] as string[])] };
+    if (typeof body['description'] === 'string') table.description = body['description'];
+    table.notFoundUntil = table.creationTime + this.notFoundAfterCreateMs;
     dataset.tables.set(tableId, table);
     return jsonAnswer(200, this.tableResource(table));
   }
@@ -1212,7 +1482,7 @@ class TestServer implements BigQueryTestServer {
     const { projectId, datasetId, tableId } = table.ref;
     const resource: Record<string, unknown> = {
       kind: 'bigquery#table',
-      etag: `"${table.lastModifiedTime.toString(36)}"`,
+      etag: this.etagOf(table),
       id: `${projectId}:${datasetId}.${tableId}`,
       selfLink: `${this.url}/bigquery/v2/projects/${projectId}/datasets/${datasetId}/tables/${tableId}`,
       tableReference: { projectId, datasetId, tableId },
@@ -1225,6 +1495,9 @@ class TestServer implements BigQueryTestServer {
       type: 'TABLE',
       location: 'US',
     };
+    if (table.timePartitioning) resource['timePartitioning'] = structuredClone(table.timePartitioning);
+    if (table.clustering) resource['clustering'] = structuredClone(table.clustering);
+    if (table.description !== undefined) resource['description'] = table.description;
     if (table.rows.length > 0) {
       // Streamed rows live in the streaming buffer, not in numRows, until BigQuery flushes them.
       resource['streamingBuffer'] = {
@@ -1424,7 +1697,7 @@ class TestServer implements BigQueryTestServer {
     const dataset = this.datasets.get(datasetKey(ref));
     if (!dataset) return plain(errorAnswer(404, 'notFound', `Not found: Dataset ${ref.projectId}:${ref.datasetId}`));
     const table = dataset.tables.get(ref.tableId);
-    if (!table) return plain(errorAnswer(404, 'notFound', `Not found: Table ${tableKey(ref)}`));
+    if (!table || this.now() < table.notFoundUntil) return plain(errorAnswer(404, 'notFound', `Not found: Table ${tableKey(ref)}`));
     const deniedReason = this.denied.get(tableKey(ref));
     if (deniedReason !== undefined) {
       return plain(errorAnswer(403, deniedReason, defaultMessage(deniedReason, ref)), { injected: true });
@@ -1444,6 +1717,7 @@ class TestServer implements BigQueryTestServer {
       fault: RowFaultReason | null;
       bytes: number;
     }
+    const streamingFields = this.streamingView(table).fields;
     const checked: Checked[] = rows.map((row, index): Checked => {
       if (!isRecord(row) || (row['json'] !== undefined && !isRecord(row['json']))) {
         return { insertId: undefined, cleaned: null, invalid: [{ location: '', message: 'Row is not a JSON object.' }], fault: null, bytes: 0 };
@@ -1463,7 +1737,7 @@ class TestServer implements BigQueryTestServer {
           bytes,
         };
       }
-      const result = checkRecord(json, table.schema.fields, '', ignoreUnknownValues);
+      const result = checkRecord(json, streamingFields, '', ignoreUnknownValues);
       const stored: StoredRow = insertIdRaw === undefined ? { json: result.cleaned } : { insertId: insertIdRaw, json: result.cleaned };
       const rejected = result.errors.length === 0 && this.rowRejectFn ? this.rowRejectFn(structuredClone(stored), { ...table.ref }, index) : null;
       if (rejected) result.errors.push(rejected);

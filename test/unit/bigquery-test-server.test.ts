@@ -561,3 +561,193 @@ describe('table lifecycle and waiting', () => {
     await expect(server.waitForRows(EVENTS, 3, 30)).rejects.toThrow(/timed out/);
   });
 });
+
+describe('table management', () => {
+  const NEW: TableRef = { projectId: PROJECT, datasetId: DATASET, tableId: 'created' };
+  const BASE = [
+    { name: 'ts', type: 'TIMESTAMP', mode: 'REQUIRED' },
+    { name: 'service', type: 'STRING', mode: 'REQUIRED' },
+    { name: 'status', type: 'INT64', mode: 'REQUIRED' },
+    { name: 'score', type: 'FLOAT64' },
+    { name: 'tags', type: 'STRING', mode: 'REPEATED' },
+    { name: 'source', type: 'RECORD', fields: [{ name: 'host', type: 'STRING' }] },
+  ];
+
+  let clock = 1_000_000;
+  async function restartWithClock(options: BigQueryTestServerOptions = {}): Promise<void> {
+    clock = 1_000_000;
+    await restart({ now: () => clock, ...options });
+  }
+
+  it('tables.insert stores partitioning, clustering and description; a second insert is 409 duplicate', async () => {
+    const dataset = bigquery.dataset(DATASET);
+    await dataset.createTable('created', {
+      schema: BASE,
+      timePartitioning: { type: 'DAY', field: 'ts', expirationMs: '86400000' },
+      clustering: { fields: ['service', 'status'] },
+      description: 'Access logs',
+    });
+    const [metadata] = (await dataset.table('created').getMetadata()) as unknown as [Record<string, unknown>];
+    expect(metadata['timePartitioning']).toEqual({ type: 'DAY', field: 'ts', expirationMs: '86400000' });
+    expect(metadata['clustering']).toEqual({ fields: ['service', 'status'] });
+    expect(metadata['description']).toBe('Access logs');
+    expect(typeof metadata['etag']).toBe('string');
+    expect(server.tableInfo(NEW)?.clustering).toEqual({ fields: ['service', 'status'] });
+
+    const again = await rejection(dataset.createTable('created', { schema: BASE }));
+    expect(again.code).toBe(409);
+    expect(again.errors?.[0]?.reason).toBe('duplicate');
+    expect(server.callCount('tables.insert')).toBe(2);
+    expect(server.callCount('tables.get')).toBe(1);
+  });
+
+  it('tables.insert validates the partitioning field and the clustering columns like BigQuery', async () => {
+    const dataset = bigquery.dataset(DATASET);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ timePartitioning: { type: 'DAY', field: 'missing' } }, /partitioning cannot be found in the schema/],
+      [{ timePartitioning: { type: 'DAY', field: 'service' } }, /can only be of type TIMESTAMP, DATE or DATETIME. The type found is: STRING/],
+      [{ timePartitioning: { type: 'WEEK' } }, /WEEK is not a valid value/],
+      [{ clustering: { fields: ['service', 'status', 'ts', 'score', 'tags'] } }, /Too many clustering fields: 5/],
+      [{ clustering: { fields: ['nope'] } }, /clustering cannot be found in the schema. Invalid field: nope/],
+      [{ clustering: { fields: ['score'] } }, /score is of type FLOAT which is not supported for clustering/],
+      [{ clustering: { fields: ['tags'] } }, /ARRAY<STRING> which is not supported for clustering/],
+    ];
+    for (const [options, message] of cases) {
+      const error = await rejection(dataset.createTable('created', { schema: BASE, ...options }));
+      expect(error.code).toBe(400);
+      expect(error.errors?.[0]?.reason).toBe('invalid');
+      expect(error.message).toMatch(message);
+    }
+    expect(server.hasTable(NEW)).toBe(false);
+    await dataset.createTable('created', { schema: BASE, timePartitioning: { type: 'HOUR' }, clustering: { fields: ['service', 'status', 'ts'] } });
+    expect(server.tableInfo(NEW)?.timePartitioning).toEqual({ type: 'HOUR' });
+  });
+
+  it('tables.patch with a stale etag answers 412 and changes nothing; the fresh etag succeeds', async () => {
+    const table = events();
+    const [first] = (await table.getMetadata()) as unknown as [{ etag: string; schema: TableSchema }];
+    const added = { fields: [...first.schema.fields, { name: 'region', type: 'STRING', mode: 'NULLABLE' as const }] };
+    await table.setMetadata({ schema: added, etag: first.etag });
+    const [second] = (await table.getMetadata()) as unknown as [{ etag: string; schema: TableSchema }];
+    expect(second.etag).not.toBe(first.etag);
+    expect(second.schema.fields.map((f) => f.name)).toContain('region');
+
+    const stale = await rejection(table.setMetadata({ schema: { fields: [...added.fields, { name: 'zone', type: 'STRING' }] }, etag: first.etag }));
+    expect(stale.code).toBe(412);
+    expect(stale.errors?.[0]?.reason).toBe('conditionNotMet');
+    expect(server.tableInfo(EVENTS)?.schema.fields.map((f) => f.name)).not.toContain('zone');
+    expect(server.tableInfo(EVENTS)?.etag).toBe(second.etag);
+
+    // Streamed rows do not change the etag: only metadata does.
+    await table.insert([row('a', { id: 'a', region: 'eu' })], RAW);
+    expect(server.tableInfo(EVENTS)?.etag).toBe(second.etag);
+    expect(server.callCount('tables.patch')).toBe(2);
+  });
+
+  it('allows new NULLABLE/REPEATED fields at any depth and REQUIRED → NULLABLE', async () => {
+    const table = events();
+    const schema: TableSchema = {
+      fields: [
+        { name: 'id', type: 'STRING', mode: 'NULLABLE' },
+        { name: 'count', type: 'INT64' },
+        { name: 'tags', type: 'STRING', mode: 'REPEATED' },
+        {
+          name: 'source',
+          type: 'RECORD',
+          fields: [
+            { name: 'host', type: 'STRING' },
+            { name: 'port', type: 'INTEGER' },
+            { name: 'zone', type: 'STRING', mode: 'NULLABLE' },
+            { name: 'labels', type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'key', type: 'STRING', mode: 'REQUIRED' }] },
+          ],
+        },
+        { name: 'extra', type: 'RECORD', fields: [{ name: 'x', type: 'STRING', mode: 'REQUIRED' }] },
+      ],
+    };
+    await table.setMetadata({ schema });
+    const info = server.tableInfo(EVENTS);
+    expect(info?.schema.fields[0]).toMatchObject({ name: 'id', mode: 'NULLABLE' });
+    expect(info?.schema.fields[3]?.fields?.map((f) => f.name)).toEqual(['host', 'port', 'zone', 'labels']);
+  });
+
+  it('refuses type changes, removals, mode tightening and new REQUIRED fields with BigQuery messages', async () => {
+    const table = events();
+    const base = EVENTS_SCHEMA.fields;
+    const prefix = `Provided Schema does not match Table ${PROJECT}:${DATASET}.events. `;
+    const cases: Array<[TableSchema, string]> = [
+      [{ fields: base.map((f) => (f.name === 'count' ? { ...f, type: 'STRING' } : f)) }, 'Field count has changed type from INTEGER to STRING'],
+      [{ fields: base.filter((f) => f.name !== 'tags') }, 'Field tags is missing in new schema'],
+      [{ fields: base.map((f) => (f.name === 'count' ? { ...f, mode: 'REQUIRED' as const } : f)) }, 'Field count has changed mode from NULLABLE to REQUIRED'],
+      [{ fields: [...base, { name: 'must', type: 'STRING', mode: 'REQUIRED' }] }, 'Cannot add required fields to an existing schema. (field: must)'],
+      [
+        { fields: base.map((f) => (f.name === 'source' ? { ...f, fields: [...(f.fields ?? []), { name: 'z', type: 'STRING', mode: 'REQUIRED' as const }] } : f)) },
+        'Cannot add required fields to an existing schema. (field: source.z)',
+      ],
+      [
+        { fields: base.map((f) => (f.name === 'source' ? { ...f, fields: [{ name: 'host', type: 'BYTES' }, { name: 'port', type: 'INTEGER' }] } : f)) },
+        'Field source.host has changed type from STRING to BYTES',
+      ],
+    ];
+    const before = server.tableInfo(EVENTS);
+    for (const [schema, message] of cases) {
+      const error = await rejection(table.setMetadata({ schema }));
+      expect(error.code).toBe(400);
+      expect(error.errors?.[0]?.reason).toBe('invalid');
+      expect(error.message).toBe(prefix + message);
+    }
+    expect(server.tableInfo(EVENTS)).toEqual(before);
+  });
+
+  it('answers 403 rateLimitExceeded beyond 5 updates per 10 s per table, then admits again', async () => {
+    await restartWithClock();
+    server.createTable(OTHER, EVENTS_SCHEMA);
+    const table = events();
+    const withColumn = (i: number): TableSchema => ({ fields: [...EVENTS_SCHEMA.fields, ...Array.from({ length: i }, (_, k) => ({ name: `c${k}`, type: 'STRING' }))] });
+    for (let i = 1; i <= 5; i++) {
+      await table.setMetadata({ schema: withColumn(i) });
+      clock += 1000;
+    }
+    const limited = await rejection(table.setMetadata({ schema: withColumn(6) }));
+    expect(limited.code).toBe(403);
+    expect(limited.errors?.[0]?.reason).toBe('rateLimitExceeded');
+    expect(limited.message).toMatch(/^Exceeded rate limits: too many table update operations for this table/);
+    // Another table has a budget of its own.
+    await bigquery.dataset(DATASET).table('other').setMetadata({ description: 'x' });
+    clock += 5_001; // the first update is now more than 10 s old
+    await table.setMetadata({ schema: withColumn(6) });
+    expect(server.tableInfo(EVENTS)?.schema.fields).toHaveLength(EVENTS_SCHEMA.fields.length + 6);
+    expect(server.callCount('tables.patch')).toBe(8);
+  });
+
+  it('during the propagation delay insertAll still rejects the new field while get shows it', async () => {
+    await restartWithClock({ schemaPropagationDelayMs: 20_000 });
+    const table = events();
+    await table.setMetadata({ schema: { fields: [...EVENTS_SCHEMA.fields, { name: 'region', type: 'STRING' }] } });
+    const [metadata] = (await table.getMetadata()) as unknown as [{ schema: TableSchema }];
+    expect(metadata.schema.fields.map((f) => f.name)).toContain('region');
+    expect(server.streamingSchema(EVENTS)?.fields.map((f) => f.name)).not.toContain('region');
+
+    const early = await rejection(table.insert([row('a', { id: 'a', region: 'eu' })], RAW));
+    expect(early.response?.insertErrors?.[0]?.errors[0]).toMatchObject({ reason: 'invalid', message: 'no such field: region.' });
+    clock += 19_999;
+    await expect(table.insert([row('b', { id: 'b', region: 'eu' })], RAW)).rejects.toThrow();
+    clock += 1;
+    await table.insert([row('c', { id: 'c', region: 'eu' })], RAW);
+    expect(server.rows(EVENTS).map((r) => r.json)).toEqual([{ id: 'c', region: 'eu' }]);
+  });
+
+  it('answers 404 notFound to insertAll for the configured window after tables.insert', async () => {
+    await restartWithClock({ notFoundAfterCreateMs: 30_000 });
+    await bigquery.dataset(DATASET).createTable('created', { schema: BASE });
+    const created = bigquery.dataset(DATASET).table('created');
+    await created.getMetadata();
+    const json = { ts: '2026-01-01T00:00:00Z', service: 's', status: 1 };
+    const early = await rejection(created.insert([row('a', json)], RAW));
+    expect(early.code).toBe(404);
+    expect(early.errors?.[0]?.reason).toBe('notFound');
+    clock += 30_000;
+    await created.insert([row('a', json)], RAW);
+    expect(server.rows(NEW)).toHaveLength(1);
+    expect(server.callCount('tabledata.insertAll')).toBe(2);
+  });
+});

@@ -194,3 +194,54 @@ describe('environment overrides', () => {
     expect(config.routes.find((r) => r.name === 'access')?.batch).toEqual({ maxRows: 7, maxBytes: 5_000_000, maxDelayMs: 20 });
   });
 });
+
+describe('schema evolution and table creation settings', () => {
+  const route = (extra: string): string => `
+projectId: my-project
+subscription: logs-worker
+routes:
+  access:
+    match: [access]
+    table: logs.access
+${extra}
+deadLetter: { topic: dl }
+`;
+
+  it('defaults to no evolution and no table creation', () => {
+    const [access] = parseConfig(route(''), {}).routes;
+    expect(access?.schemaEvolution).toBe('off');
+    expect(access?.createTable).toBeUndefined();
+  });
+
+  it('reads add-columns and a full createTable block', () => {
+    const [access] = parseConfig(
+      route(`    schemaEvolution: add-columns
+    createTable:
+      partitioning: { type: DAY, field: ts }
+      clustering: [service, status]
+      expirationDays: 400
+      description: Access logs`),
+      {},
+    ).routes;
+    expect(access?.schemaEvolution).toBe('add-columns');
+    expect(access?.createTable).toEqual({ partitioning: { type: 'DAY', field: 'ts' }, clustering: ['service', 'status'], expirationDays: 400, description: 'Access logs' });
+  });
+
+  it('refuses more than 4 clustering columns, a repeated one, an unknown partition type and expiration without partitioning', () => {
+    expect(problemsOf(route('    createTable: { clustering: [a, b, c, d, e] }'))).toEqual(['routes.access.createTable.clustering: BigQuery clusters on at most 4 columns']);
+    expect(problemsOf(route('    createTable: { clustering: [a, a] }'))).toEqual(['routes.access.createTable.clustering: a clustering column is named twice']);
+    expect(problemsOf(route('    createTable: { partitioning: { type: WEEK } }'))[0]).toMatch(/^routes\.access\.createTable\.partitioning\.type: Invalid enum value/);
+    expect(problemsOf(route('    createTable: { expirationDays: 30 }'))).toEqual(['routes.access.createTable.expirationDays: expirationDays needs partitioning']);
+    expect(problemsOf(route('    schemaEvolution: everything'))[0]).toMatch(/^routes\.access\.schemaEvolution: Invalid enum value/);
+  });
+
+  it('can be set from the environment', () => {
+    const [access] = parseConfig(route(''), {
+      TRIBUTARY_ROUTES_ACCESS_SCHEMA_EVOLUTION: 'add-columns',
+      TRIBUTARY_ROUTES_ACCESS_CREATE_TABLE_PARTITIONING_TYPE: 'HOUR',
+      TRIBUTARY_ROUTES_ACCESS_CREATE_TABLE_CLUSTERING: '[service]',
+    }).routes;
+    expect(access?.schemaEvolution).toBe('add-columns');
+    expect(access?.createTable).toEqual({ partitioning: { type: 'HOUR' }, clustering: ['service'] });
+  });
+});

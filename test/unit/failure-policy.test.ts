@@ -16,6 +16,8 @@ describe('failure policy: what happens to a message that failed with code X', ()
       UNKNOWN_FIELD: 'dead-letter',
       ROW_TOO_LARGE: 'dead-letter',
       BIGQUERY_ROW_INVALID: 'dead-letter',
+      SCHEMA_INCOMPATIBLE: 'dead-letter',
+      SCHEMA_PROPAGATING: 'retry',
       REGISTRY_UNAVAILABLE: 'retry',
       BIGQUERY_UNAVAILABLE: 'retry',
       BIGQUERY_RATE_LIMITED: 'retry',
@@ -35,5 +37,14 @@ describe('failure policy: what happens to a message that failed with code X', ()
     expect(actionFor(new TributaryError('TABLE_NOT_FOUND', ''), { draining: true })).toBe('nack');
     expect(actionFor(new TributaryError('ACCESS_DENIED', ''), { draining: true })).toBe('nack');
     expect(actionFor(new TributaryError('ROW_INVALID', ''), { draining: true })).toBe('dead-letter');
+  });
+});
+
+describe('the error-code table of docs/guarantees.md', () => {
+  it('names every code the failure policy knows', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/guarantees.md', import.meta.url), 'utf8');
+    const missing = Object.keys(ERROR_CODES).filter((code) => !doc.includes(`| \`${code}\` |`));
+    expect(missing).toEqual([]);
   });
 });
