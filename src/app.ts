@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
@@ -123,6 +124,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     logger,
     retry: config.retry,
     flushAtUnsettled: config.flowControl.maxMessages,
+    maxDecodedBytes: config.flowControl.maxDecodedBytes ?? Math.floor(getHeapStatistics().heap_size_limit / 16),
   });
   return { dispatcher, routes, settler };
 }

@@ -181,7 +181,15 @@ const baseConfigSchema = z
           .int()
           .min(1024)
           .default(100 * 1024 * 1024)
-          .describe('Payload bytes held at once per subscription. With `allowExcessMessages: false`, both limits really bound memory.'),
+          .describe('Payload bytes held at once per subscription. With `allowExcessMessages: false`, both limits bound what is received.'),
+        maxDecodedBytes: z
+          .number()
+          .int()
+          .min(1024 * 1024)
+          .optional()
+          .describe(
+            'Bytes of decoded rows (as the sink measures them) the process holds at once, all subscriptions together; beyond it new messages wait undecoded, which stops pulling. A decoded row takes several times its size in heap. Default: a sixteenth of the V8 heap limit.',
+          ),
       })
       .strict()
       .default({})

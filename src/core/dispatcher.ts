@@ -1,5 +1,6 @@
 import { TributaryError, toTributaryError } from '../errors.js';
 import { decodePayload } from './decoder.js';
+import { DecodedBudget } from './decoded-budget.js';
 import { actionFor } from './failure-policy.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, Envelope, Logger, Random } from './ports.js';
@@ -37,6 +38,8 @@ export interface DispatcherDeps {
    * limit with the whole window held in them.
    */
   flushAtUnsettled?: number;
+  /** Bytes of prepared rows held at once, process-wide; beyond it messages wait undecoded. */
+  maxDecodedBytes?: number;
 }
 
 /**
@@ -53,10 +56,27 @@ export class Dispatcher {
   /** Per schema, per route: the columns its rows have (null when they cannot be described). */
   private readonly shapes = new WeakMap<CompiledSchema, Map<string, readonly TableField[] | null>>();
 
-  constructor(private readonly deps: DispatcherDeps) {}
+  /** Messages received while the decoded budget was spent: raw, in arrival order. */
+  private parked: Envelope[] = [];
+  private readonly budget: DecodedBudget | undefined;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    if (deps.maxDecodedBytes !== undefined) {
+      // Later, not inside the settle that freed the room: that settle may be mid-batch.
+      this.budget = new DecodedBudget(deps.maxDecodedBytes, () => queueMicrotask(() => this.unpark()));
+      deps.settler.budget = this.budget;
+    }
+  }
 
   handle(envelope: Envelope): void {
     this.handled++;
+    // With nothing held the budget is never spent, so one message is decoded however large it is:
+    // a budget smaller than a message slows intake, it does not stop it.
+    if (this.budget?.spent) {
+      this.parked.push(envelope);
+      if (this.parked.length === 1) this.flushRoutes();
+      return;
+    }
     this.dispatch(envelope);
     const full = this.windowIsFull();
     // Edge-triggered: one flush each time the window fills, not one per message while it stays full.
@@ -71,6 +91,17 @@ export class Dispatcher {
 
   private flushRoutes(): void {
     for (const route of this.deps.routes.values()) route.pipeline.flush();
+  }
+
+  /** Decodes what waited for the budget, oldest first, while there is room. */
+  private unpark(): void {
+    let next = 0;
+    while (next < this.parked.length && !this.budget?.spent) {
+      this.dispatch(this.parked[next] as Envelope);
+      next++;
+    }
+    this.parked = next === this.parked.length ? [] : this.parked.slice(next);
+    if (this.parked.length > 0) this.flushRoutes();
   }
 
   private dispatch(envelope: Envelope): void {
@@ -104,6 +135,9 @@ export class Dispatcher {
   /** Stops taking messages, settles everything accepted, and resolves when nothing is left. */
   async drain(): Promise<void> {
     this.draining = true;
+    const parked = this.parked;
+    this.parked = [];
+    this.deps.settler.nack(parked, 'unrouted', 'SHUTTING_DOWN');
     if (this.fetching > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await Promise.all([...this.deps.routes.values()].map((r) => r.pipeline.drain()));
     await this.deps.settler.whenIdle();
@@ -116,7 +150,7 @@ export class Dispatcher {
   }
 
   get unsettled(): number {
-    let n = this.fetching + this.deps.settler.deadLettersInFlight;
+    let n = this.fetching + this.parked.length + this.deps.settler.deadLettersInFlight;
     for (const route of this.deps.routes.values()) n += route.pipeline.unsettledRows;
     return n;
   }
@@ -142,6 +176,11 @@ export class Dispatcher {
       this.fail(envelope, err, undefined, key);
       return;
     }
+    // Messages that waited for their schema would otherwise all be decoded at once when it came.
+    if (this.budget?.spent) {
+      this.parked.push(envelope);
+      return;
+    }
     try {
       this.process(envelope, schema, ref, bodyOffset);
     } catch (err) {
@@ -161,6 +200,7 @@ export class Dispatcher {
       // Prepared once, here, by the route's sink: its encoding sizes the batch exactly and is what
       // the request carries, so the row is never walked again to be measured or encoded.
       const prepared = route.pipeline.prepare(envelope.id, row);
+      this.budget?.charge(envelope, prepared.bytes);
       route.pipeline.submit({ envelope, prepared, schemaKey: schema.key, shape: this.shapeOf(schema, routeName, route.metadata) ?? undefined });
     } catch (err) {
       this.fail(envelope, err, routeName, schema.key);

@@ -1,4 +1,5 @@
 import type { ErrorCode, TributaryError } from '../errors.js';
+import type { DecodedBudget } from './decoded-budget.js';
 import type { PipelineObserver } from './observer.js';
 import type { Clock, DeadLetterPublisher, Envelope, Logger, Random } from './ports.js';
 import { retry, type RetryPolicy } from './retry.js';
@@ -19,6 +20,8 @@ export class Settler {
   private pendingDeadLetters = 0;
   private settledCount = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Told of every settled message, so what its rows held in memory is released. */
+  budget: DecodedBudget | undefined;
 
   constructor(
     private readonly deadLetters: DeadLetterPublisher,
@@ -36,14 +39,20 @@ export class Settler {
   ack(envelopes: readonly Envelope[], route: string): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
-    for (const envelope of envelopes) envelope.ack();
+    for (const envelope of envelopes) {
+      envelope.ack();
+      this.budget?.release(envelope);
+    }
     this.observer.settled(route, 'acked', undefined, envelopes, this.clock.now());
   }
 
   nack(envelopes: readonly Envelope[], route: string, code: ErrorCode, redeliverAfterMs?: number): void {
     if (envelopes.length === 0) return;
     this.settledCount += envelopes.length;
-    for (const envelope of envelopes) envelope.nack(redeliverAfterMs);
+    for (const envelope of envelopes) {
+      envelope.nack(redeliverAfterMs);
+      this.budget?.release(envelope);
+    }
     this.observer.settled(route, 'nacked', code, envelopes, this.clock.now());
   }
 
@@ -69,6 +78,7 @@ export class Settler {
         'Dead-letter publish failed; message nacked for redelivery.',
       );
     } finally {
+      this.budget?.release(envelope);
       this.settledCount++;
       this.pendingDeadLetters--;
       if (this.pendingDeadLetters === 0) this.wakeIdle();
