@@ -62,6 +62,17 @@ const configSchema = z
         directory: z.string().min(1).optional(),
         /** Compiled schemas kept in memory; schema ids are few, this only guards a runaway producer. */
         cacheMaxEntries: z.number().int().min(1).default(10_000),
+        fingerprints: z
+          .object({
+            pubsubSchemas: z.array(z.string().min(1)).default([]),
+            confluentSubjects: z.array(z.string().min(1)).default([]),
+            minRefreshIntervalMs: z.number().int().min(1000).default(60_000),
+          })
+          .strict()
+          .default({})
+          .describe(
+            'Schemas that Avro single-object messages (0xC3 0x01 + CRC-64-AVRO fingerprint) are matched against, besides every schema of registry.directory: all revisions of these Pub/Sub schemas and all versions of these Confluent subjects. Indexed at start; an unknown fingerprint re-reads them at most once per minRefreshIntervalMs.',
+          ),
       })
       .strict()
       .default({}),
@@ -172,6 +183,7 @@ const KEY_TREE: KeyTree = {
     confluent: { url: null, username: null, password: null, bearerToken: null, timeoutMs: null },
     directory: null,
     cacheMaxEntries: null,
+    fingerprints: { pubsubSchemas: null, confluentSubjects: null, minRefreshIntervalMs: null },
   },
   routing: { from: null, key: null, unrouted: null },
   routes: { '*': ROUTE_TREE },
@@ -345,6 +357,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
   const reg = parsed.registry;
   if (reg.kind === 'confluent' && !reg.confluent) problems.push('registry.confluent.url: required when registry.kind is confluent');
   if (reg.kind === 'directory' && !reg.directory) problems.push('registry.directory: required when registry.kind is directory');
+  if (reg.fingerprints.confluentSubjects.length > 0 && !reg.confluent) problems.push('registry.fingerprints.confluentSubjects: needs registry.confluent');
   if (reg.confluent?.bearerToken && (reg.confluent.username || reg.confluent.password)) {
     problems.push('registry.confluent: give either username/password or bearerToken, not both');
   }

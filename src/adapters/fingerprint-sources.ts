@@ -1,0 +1,96 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PubSub } from '@google-cloud/pubsub';
+import { TributaryError } from '../errors.js';
+import { FingerprintIndex, FingerprintSchemaRegistry, type KnownSchema, type SchemaSource } from '../core/fingerprint-index.js';
+import type { SchemaRegistry } from '../core/schema-cache.js';
+import type { ConfluentSchemaRegistry } from './schema-registries.js';
+import { withTimeout } from './with-timeout.js';
+
+const LIST_TIMEOUT_MS = 30_000;
+
+/** Every `.avsc` file of a schema directory. */
+export function directorySchemaSource(directory: string): SchemaSource {
+  return {
+    name: `directory ${directory}`,
+    async list(): Promise<KnownSchema[]> {
+      let files: string[];
+      try {
+        files = (await readdir(directory)).filter((f) => f.endsWith('.avsc')).sort();
+      } catch (err) {
+        throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot list schema directory ${directory}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      return Promise.all(files.map(async (file) => ({ source: `directory:${file}`, definition: await readFile(join(directory, file), 'utf8') })));
+    },
+  };
+}
+
+/** Every revision of the named Pub/Sub schemas. */
+export function pubsubSchemaSource(pubsub: PubSub, projectId: string, schemas: readonly string[]): SchemaSource {
+  return {
+    name: 'Pub/Sub schemas',
+    async list(): Promise<KnownSchema[]> {
+      const client = await pubsub.getSchemaClient();
+      const out: KnownSchema[] = [];
+      for (const schema of schemas) {
+        const name = schema.startsWith('projects/') ? schema : `projects/${projectId}/schemas/${schema}`;
+        let revisions;
+        try {
+          [revisions] = await withTimeout(client.listSchemaRevisions({ name, view: 'FULL' }), LIST_TIMEOUT_MS, () => new Error(`no answer within ${LIST_TIMEOUT_MS} ms`));
+        } catch (err) {
+          throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot list the revisions of Pub/Sub schema ${name}: ${(err as Error).message}`, { cause: err });
+        }
+        for (const revision of revisions) {
+          if ((revision.type === 'AVRO' || revision.type === 1) && revision.definition) {
+            out.push({ source: `pubsub:${name}@${revision.revisionId ?? '?'}`, definition: revision.definition });
+          }
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** Every version of the named Confluent subjects, references resolved. */
+export function confluentSubjectSource(registry: ConfluentSchemaRegistry, subjects: readonly string[]): SchemaSource {
+  return {
+    name: 'Confluent subjects',
+    async list(): Promise<KnownSchema[]> {
+      const out: KnownSchema[] = [];
+      for (const subject of subjects) {
+        for (const { version, definition } of await registry.subjectSchemas(subject)) out.push({ source: `confluent:${subject}/${version}`, definition });
+      }
+      return out;
+    },
+  };
+}
+
+export interface FingerprintSourcesConfig {
+  projectId: string;
+  directory?: string | undefined;
+  pubsubSchemas: readonly string[];
+  confluentSubjects: readonly string[];
+  minRefreshIntervalMs: number;
+}
+
+/**
+ * Wraps the configured registry so single-object messages are resolved by fingerprint against
+ * every schema the worker knows; starts indexing at once (a failure there is retried by the first
+ * message that needs the index).
+ */
+export function withFingerprintIndex(
+  registry: SchemaRegistry,
+  config: FingerprintSourcesConfig,
+  deps: { pubsub: PubSub; confluent: ConfluentSchemaRegistry | undefined; now: () => number },
+): { registry: SchemaRegistry; index: FingerprintIndex } {
+  const sources: SchemaSource[] = [];
+  if (config.directory) sources.push(directorySchemaSource(config.directory));
+  if (config.pubsubSchemas.length > 0) sources.push(pubsubSchemaSource(deps.pubsub, config.projectId, config.pubsubSchemas));
+  if (config.confluentSubjects.length > 0) {
+    if (!deps.confluent) throw new TributaryError('SCHEMA_NOT_FOUND', 'registry.fingerprints.confluentSubjects needs registry.confluent');
+    sources.push(confluentSubjectSource(deps.confluent, config.confluentSubjects));
+  }
+  const index = new FingerprintIndex(sources, { now: deps.now, minRefreshIntervalMs: config.minRefreshIntervalMs });
+  if (sources.length > 0) index.refresh().catch(() => undefined);
+  return { registry: new FingerprintSchemaRegistry(registry, index), index };
+}
