@@ -27,6 +27,7 @@ const metadataSchema = z
     publishTime: z.string().optional(),
     subscription: z.string().optional(),
     attributes: z.string().optional(),
+    recordIndex: z.string().optional().describe('Column for the position of the record in its message (0, or 0..n-1 in an Avro container file holding several).'),
   })
   .strict();
 
@@ -173,7 +174,7 @@ const ROUTE_TREE: KeyTree = {
   batch: { maxRows: null, maxBytes: null, maxDelayMs: null },
   maxInFlightBatches: null,
   unknownFields: null,
-  metadata: { messageId: null, publishTime: null, subscription: null, attributes: null },
+  metadata: { messageId: null, publishTime: null, subscription: null, attributes: null, recordIndex: null },
 };
 const KEY_TREE: KeyTree = {
   projectId: null,
