@@ -35,12 +35,12 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-export function createRegistry(config: Config, pubsub: PubSub, now: () => number = () => Date.now()): SchemaRegistry {
+export function createRegistry(config: Config, pubsub: PubSub, now: () => number = () => Date.now(), logger?: Logger): SchemaRegistry {
   const confluent = config.registry.confluent ? new ConfluentSchemaRegistry(config.registry.confluent) : undefined;
   const { registry } = withFingerprintIndex(
     createIdRegistry(config, pubsub, confluent),
     { projectId: config.projectId, directory: config.registry.directory, ...config.registry.fingerprints },
-    { pubsub, confluent, now },
+    { pubsub, confluent, now, ...(logger ? { logger } : {}) },
   );
   return registry;
 }
@@ -102,7 +102,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   const clock = deps.clock ?? systemClock;
   const settler = new Settler(deps.deadLetters, metrics, clock, logger);
   const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
-  const schemas = new SchemaCache(createRegistry(config, deps.pubsub, clock.now), config.registry.cacheMaxEntries, {
+  const schemas = new SchemaCache(createRegistry(config, deps.pubsub, clock.now, logger), config.registry.cacheMaxEntries, {
     hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),

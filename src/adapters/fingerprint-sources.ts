@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { PubSub } from '@google-cloud/pubsub';
 import { TributaryError } from '../errors.js';
 import { FingerprintIndex, FingerprintSchemaRegistry, type KnownSchema, type SchemaSource } from '../core/fingerprint-index.js';
+import type { Logger } from '../core/ports.js';
 import type { SchemaRegistry } from '../core/schema-cache.js';
 import type { ConfluentSchemaRegistry } from './schema-registries.js';
 import { withTimeout } from './with-timeout.js';
@@ -58,7 +59,16 @@ export function confluentSubjectSource(registry: ConfluentSchemaRegistry, subjec
     async list(): Promise<KnownSchema[]> {
       const out: KnownSchema[] = [];
       for (const subject of subjects) {
-        for (const { version, definition } of await registry.subjectSchemas(subject)) out.push({ source: `confluent:${subject}/${version}`, definition });
+        let versions: Array<{ version: number; definition: string }>;
+        try {
+          versions = await registry.subjectSchemas(subject);
+        } catch (err) {
+          // A subject not registered yet, or one that does not resolve, holds nothing to match;
+          // only a registry that cannot answer makes the index unavailable.
+          if (err instanceof TributaryError && err.errorClass === 'data') continue;
+          throw err;
+        }
+        for (const { version, definition } of versions) out.push({ source: `confluent:${subject}/${version}`, definition });
       }
       return out;
     },
@@ -81,7 +91,7 @@ export interface FingerprintSourcesConfig {
 export function withFingerprintIndex(
   registry: SchemaRegistry,
   config: FingerprintSourcesConfig,
-  deps: { pubsub: PubSub; confluent: ConfluentSchemaRegistry | undefined; now: () => number },
+  deps: { pubsub: PubSub; confluent: ConfluentSchemaRegistry | undefined; now: () => number; logger?: Logger },
 ): { registry: SchemaRegistry; index: FingerprintIndex } {
   const sources: SchemaSource[] = [];
   if (config.directory) sources.push(directorySchemaSource(config.directory));
@@ -90,7 +100,15 @@ export function withFingerprintIndex(
     if (!deps.confluent) throw new TributaryError('SCHEMA_NOT_FOUND', 'registry.fingerprints.confluentSubjects needs registry.confluent');
     sources.push(confluentSubjectSource(deps.confluent, config.confluentSubjects));
   }
-  const index = new FingerprintIndex(sources, { now: deps.now, minRefreshIntervalMs: config.minRefreshIntervalMs });
+  const logger = deps.logger;
+  const index = new FingerprintIndex(sources, {
+    now: deps.now,
+    minRefreshIntervalMs: config.minRefreshIntervalMs,
+    onRefresh: (indexed, skipped) => {
+      logger?.info({ schemas: indexed, skipped: skipped.length }, 'Schemas indexed by single-object fingerprint.');
+      for (const s of skipped.slice(0, 20)) logger?.warn({ source: s.source, reason: s.reason }, 'Schema not indexed by fingerprint.');
+    },
+  });
   if (sources.length > 0) index.refresh().catch(() => undefined);
   return { registry: new FingerprintSchemaRegistry(registry, index), index };
 }
