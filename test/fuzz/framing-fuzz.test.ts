@@ -2,6 +2,7 @@ import { deflateRawSync } from 'node:zlib';
 import { getHeapStatistics } from 'node:v8';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { AvroSchema } from '../../src/core/avro-type.js';
 import { CONTAINER_LIMITS, EmbeddedSchemaCache } from '../../src/core/container-file.js';
 import { FingerprintIndex, FingerprintSchemaRegistry } from '../../src/core/fingerprint-index.js';
 import { decodeMessage } from '../../src/core/message-decoder.js';
@@ -17,7 +18,7 @@ import { accessRecord, accessV2, encode, metric, metricRecord } from '../support
  * vitest.config.ts): an allocation bomb aborts the fork and fails the run.
  */
 
-const tree = {
+const tree: AvroSchema = {
   type: 'record',
   name: 'Node',
   namespace: 'com.acme.fuzz',
@@ -27,7 +28,7 @@ const tree = {
     { name: 'next', type: ['null', 'Node'] },
   ],
 };
-const nulls = { type: 'record', name: 'Nulls', fields: [{ name: 'n', type: { type: 'array', items: 'null' } }] };
+const nulls: AvroSchema = { type: 'record', name: 'Nulls', fields: [{ name: 'n', type: { type: 'array', items: 'null' } }] };
 
 const texts = [metric, accessV2, tree, nulls].map((s) => JSON.stringify(s));
 const none: SchemaRegistry = {
