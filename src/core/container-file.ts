@@ -32,7 +32,8 @@ const SUPPORTED_CODECS = ['null', 'deflate'] as const;
 export type ContainerCodec = (typeof SUPPORTED_CODECS)[number];
 
 export interface ContainerHeader {
-  readonly schemaText: string;
+  /** The `avro.schema` value as it is in the file: hashed as is, decoded only when first seen. */
+  readonly schemaBytes: Buffer;
   readonly codec: ContainerCodec;
   readonly sync: Buffer;
   /** Where the first block starts: the bytes before it are what embedding the schema costs. */
@@ -125,15 +126,20 @@ export function readContainerHeader(data: Buffer): ContainerHeader {
   const sync = Buffer.from(reader.bytes(SYNC_MARKER_BYTES, 'the header sync marker'));
   const schemaBytes = meta.get('avro.schema');
   if (schemaBytes === undefined) fail('the header has no avro.schema');
-  if (!isUtf8(schemaBytes)) fail('avro.schema is not valid UTF-8');
-  const schemaText = schemaBytes.toString('utf8');
-  if (jsonDepth(schemaText, CONTAINER_LIMITS.maxSchemaDepth) > CONTAINER_LIMITS.maxSchemaDepth) fail(`avro.schema is nested deeper than ${CONTAINER_LIMITS.maxSchemaDepth} levels`);
   const codecBytes = meta.get('avro.codec');
   const codec = codecBytes === undefined || codecBytes.length === 0 ? 'null' : codecBytes.toString('utf8');
   if (!(SUPPORTED_CODECS as readonly string[]).includes(codec)) {
     fail(`codec "${codec.slice(0, 40)}" is not supported (supported: ${SUPPORTED_CODECS.join(', ')}); have the producer write null or deflate`);
   }
-  return { schemaText, codec: codec as ContainerCodec, sync, headerBytes: reader.pos };
+  return { schemaBytes, codec: codec as ContainerCodec, sync, headerBytes: reader.pos };
+}
+
+/** The schema text of a header, checked before anything parses it: UTF-8, and nesting bounded. */
+export function schemaTextOf(schemaBytes: Buffer): string {
+  if (!isUtf8(schemaBytes)) fail('avro.schema is not valid UTF-8');
+  const text = schemaBytes.toString('utf8');
+  if (jsonDepth(text, CONTAINER_LIMITS.maxSchemaDepth) > CONTAINER_LIMITS.maxSchemaDepth) fail(`avro.schema is nested deeper than ${CONTAINER_LIMITS.maxSchemaDepth} levels`);
+  return text;
 }
 
 /** The blocks' record counts and (inflated) bytes; sync markers, sizes and totals checked. */
@@ -206,18 +212,19 @@ export class EmbeddedSchemaCache {
     return this.entries.size;
   }
 
-  static hashOf(schemaText: string): string {
-    return createHash('sha256').update(schemaText).digest('hex');
+  static hashOf(schema: string | Buffer): string {
+    return createHash('sha256').update(schema).digest('hex');
   }
 
-  get(schemaText: string): { schema: CompiledSchema; sha256: string } {
-    const sha256 = EmbeddedSchemaCache.hashOf(schemaText);
+  /** The compiled schema of a header's `avro.schema` bytes (the UTF-8 text). */
+  get(schemaBytes: Buffer): { schema: CompiledSchema; sha256: string } {
+    const sha256 = EmbeddedSchemaCache.hashOf(schemaBytes);
     let entry = this.entries.get(sha256);
     if (entry !== undefined) {
       this.entries.delete(sha256);
     } else {
       try {
-        entry = compileSchema(`embedded:${sha256.slice(0, 16)}`, schemaText);
+        entry = compileSchema(`embedded:${sha256.slice(0, 16)}`, schemaTextOf(schemaBytes));
       } catch (err) {
         entry = err instanceof TributaryError ? err : new TributaryError('SCHEMA_INVALID', (err as Error).message);
       }
@@ -242,7 +249,7 @@ export interface DecodedContainer {
 /** One message holding one container file: header, schema (cached), every record. */
 export function decodeContainerFile(data: Buffer, schemas: EmbeddedSchemaCache): DecodedContainer {
   const header = readContainerHeader(data);
-  const { schema, sha256 } = schemas.get(header.schemaText);
+  const { schema, sha256 } = schemas.get(header.schemaBytes);
   const records = decodeContainerRecords(schema, readContainerBlocks(data, header));
   if (records.length === 0) fail('holds no records');
   return { header, schema, sha256, records };
