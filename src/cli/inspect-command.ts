@@ -7,15 +7,18 @@ import { loadConfig, subscriptionPath, type Config } from '../config.js';
 import { EmbeddedSchemaCache } from '../core/container-file.js';
 import { createRouter } from '../core/router.js';
 import { SchemaCache } from '../core/schema-cache.js';
+import { fingerprintAsSignedLong, fingerprintSchema } from '../core/schema-fingerprint.js';
 import { formatInspected, inspectMessage, type InspectDeps } from './inspect-message.js';
 
 export const INSPECT_USAGE = `Usage:
   tributary inspect --config FILE --file PAYLOAD [--attributes k=v,...] [--json]
   tributary inspect --config FILE --subscription SUB [--max N] [--wait SECONDS] [--json]
+  tributary inspect --schema FILE.avsc
 
 Prints, per message: framing, schema reference, schema name, each record as JSON, the route and
 table it would take and the row it would become, or the exact reason it would be dead-lettered.
 Messages pulled from a subscription are handed back unacked (their lease ends at once).
+With --schema: the schema's Parsing Canonical Form and its single-object fingerprint.
 `;
 
 export class UsageError extends Error {}
@@ -51,8 +54,18 @@ export async function runInspect(argv: string[], out: NodeJS.WritableStream = pr
       max: { type: 'string' },
       wait: { type: 'string' },
       json: { type: 'boolean' },
+      schema: { type: 'string' },
     },
   });
+  if (values.schema !== undefined) {
+    const fp = fingerprintSchema(await readFile(values.schema, 'utf8'));
+    out.write(
+      values.json
+        ? `${JSON.stringify({ canonicalForm: fp.canonicalForm, fingerprintHex: fp.hex, fingerprint: fingerprintAsSignedLong(fp.fingerprint) })}\n`
+        : `canonical form: ${fp.canonicalForm}\nfingerprint:    ${fp.hex} (8 bytes as on the wire, little-endian)\nas a long:      ${fingerprintAsSignedLong(fp.fingerprint)} (as Avro Java prints it)\n`,
+    );
+    return 0;
+  }
   const configPath = values.config ?? process.env.TRIBUTARY_CONFIG;
   if (!configPath) throw new UsageError('inspect needs --config FILE (for the registry and the routes)');
   if ((values.file === undefined) === (values.subscription === undefined)) throw new UsageError('give either --file or --subscription');

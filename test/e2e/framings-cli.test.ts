@@ -119,6 +119,14 @@ routes:
     expect(m).toMatchObject({ framing: 'single-object', attributes: { log_type: 'access', x: 'a=b' }, deadLetter: { code: 'SCHEMA_NOT_FOUND' } });
     expect(m?.deadLetter?.reason).toMatch(/no known schema has the single-object fingerprint abababababababab \(\d+ schemas indexed/);
 
+    // the fingerprint a producer needs, from a schema file
+    const fp = startCli(['inspect', '--schema', join(dir, 'access.avsc'), '--json']);
+    expect(await fp.exit).toBe(0);
+    const printed = fp.lines[0] as { canonicalForm: string; fingerprintHex: string; fingerprint: string };
+    expect(printed.canonicalForm).toMatch(/^\{"name":"com.acme.logs.Access","type":"record","fields":\[\{"name":"ts","type":"long"\}/);
+    expect(byFraming('single-object')[0]?.schemaRef).toContain(printed.fingerprintHex);
+    expect(byFraming('single-object')[0]?.schemaRef).toContain(`(CRC-64-AVRO ${printed.fingerprint})`);
+
     const usage = startCli(['publish', '--framing', 'bogus']);
     expect(await usage.exit).toBe(64);
   });
