@@ -9,6 +9,7 @@ import type { ConfluentSchemaRegistry } from './schema-registries.js';
 import { withTimeout } from './with-timeout.js';
 
 const LIST_TIMEOUT_MS = 30_000;
+const GRPC_NOT_FOUND = 5;
 
 /** Every `.avsc` file of a schema directory. */
 export function directorySchemaSource(directory: string): SchemaSource {
@@ -39,6 +40,8 @@ export function pubsubSchemaSource(pubsub: PubSub, projectId: string, schemas: r
         try {
           [revisions] = await withTimeout(client.listSchemaRevisions({ name, view: 'FULL' }), LIST_TIMEOUT_MS, () => new Error(`no answer within ${LIST_TIMEOUT_MS} ms`));
         } catch (err) {
+          // A schema not created yet holds nothing to match, as a Confluent subject not registered yet.
+          if ((err as { code?: unknown }).code === GRPC_NOT_FOUND) continue;
           throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot list the revisions of Pub/Sub schema ${name}: ${(err as Error).message}`, { cause: err });
         }
         for (const revision of revisions) {

@@ -2,14 +2,15 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { directorySchemaSource, pubsubSchemaSource } from '../../src/adapters/fingerprint-sources.js';
 import { fingerprintBytes, fingerprintSchema } from '../../src/core/schema-fingerprint.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import { buildContainer } from '../support/avro-container.js';
 import { accessRecord, accessV2, audit, auditRecord, encode, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
-import { createAvroSchema, uniqueName } from '../support/pubsub-fixtures.js';
+import { commitSchemaRevision, createAvroSchema, uniqueName } from '../support/pubsub-fixtures.js';
 import { metricValue, parseMetrics } from '../support/prometheus-text.js';
 import { until } from '../support/until.js';
-import { Harness } from '../support/worker-harness.js';
+import { Harness, PROJECT } from '../support/worker-harness.js';
 
 const metadata = 'metadata: { messageId: _message_id, recordIndex: _record_index }';
 const INDEX_FIELD = { name: '_record_index', type: 'INTEGER', mode: 'REQUIRED' } as const;
@@ -117,5 +118,35 @@ routes:
     expect(metricValue(samples, 'tributary_embedded_schema_bytes_total', { route: 'metric' })).toBeGreaterThan(10 * JSON.stringify(metric).length);
     // Every message was settled once, none nacked: nothing comes back.
     expect(metricValue(samples, 'tributary_messages_settled_total', { outcome: 'nacked' }) ?? 0).toBe(0);
+  });
+});
+
+describe('fingerprint sources', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await Harness.create();
+  });
+
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('lists every revision of the named Pub/Sub schemas, and every .avsc of a directory', async () => {
+    const name = uniqueName('metric-schema');
+    await createAvroSchema(h.pubsub, name, metric);
+    await commitSchemaRevision(h.pubsub, name, { ...metric, fields: [...metric.fields, { name: 'unit', type: ['null', 'string'], default: null }] });
+    const listed = await pubsubSchemaSource(h.pubsub, PROJECT, [name]).list();
+    expect(listed).toHaveLength(2);
+    expect(listed.every((s) => s.source.startsWith(`pubsub:projects/${PROJECT}/schemas/${name}@`))).toBe(true);
+    expect(new Set(listed.map((s) => fingerprintSchema(s.definition).hex)).size).toBe(2);
+    // a schema not created (yet) holds nothing; it does not make the index unavailable
+    expect(await pubsubSchemaSource(h.pubsub, PROJECT, ['no-such-schema', name]).list()).toHaveLength(2);
+
+    const dir = await mkdtemp(join(tmpdir(), 'tributary-fp-'));
+    await writeFile(join(dir, '3.avsc'), JSON.stringify(metric));
+    await writeFile(join(dir, 'notes.txt'), 'not a schema');
+    expect((await directorySchemaSource(dir).list()).map((s) => s.source)).toEqual(['directory:3.avsc']);
+    await expect(directorySchemaSource(join(dir, 'missing')).list()).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
   });
 });
