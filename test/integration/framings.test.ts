@@ -150,3 +150,44 @@ describe('fingerprint sources', () => {
     await expect(directorySchemaSource(join(dir, 'missing')).list()).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
   });
 });
+
+describe('a container file BigQuery refuses one row of', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await Harness.create();
+  });
+
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('lands the other rows, dead-letters the whole file naming the refused record, and acks the message once', async () => {
+    h.bigquery.createTable(h.table('metric'), tableSchemaFor(metric));
+    const worker = await h.startWorker(`
+routing: { from: record-name }
+routes:
+  metric: { match: [com.acme.logs.Metric], table: $DATASET.metric, batch: { maxRows: 10, maxDelayMs: 50 }, metadata: { messageId: _message_id } }
+`);
+    h.bigquery.rejectRow((row) => (row.json.name === 'POISON' ? { location: 'name', message: 'Invalid value: POISON' } : null));
+    const records = [metricRecord(1), { ...metricRecord(2), name: 'POISON' }, metricRecord(3)].map((r) => encode(metric, r));
+    const file = buildContainer({ schema: metric, records, codec: 'deflate' });
+    const [id] = await h.publish([{ data: file }]);
+    await until('two rows and one dead letter', async () => {
+      await h.pullDeadLetters(100);
+      return h.bigquery.rows(h.table('metric')).length === 2 && h.deadLetters.length === 1;
+    });
+    expect(h.bigquery.rows(h.table('metric')).map((r) => r.insertId).sort()).toEqual([`${id}:0`, `${id}:2`]);
+    const dead = h.deadLetters[0]!;
+    expect(dead.attributes).toMatchObject({ tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_source_message_id: `${id}:1` });
+    expect(dead.data.equals(file)).toBe(true);
+    await until('the message settled', async () => {
+      const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
+      return (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'acked' }) ?? 0) === 2 && (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'dead-lettered' }) ?? 0) === 1;
+    });
+    // acked: nothing is redelivered to the subscription
+    const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
+    expect(metricValue(samples, 'tributary_messages_settled_total', { outcome: 'nacked' }) ?? 0).toBe(0);
+    expect(metricValue(samples, 'tributary_messages_received_total', { framing: 'container-file' })).toBe(1);
+  });
+});
