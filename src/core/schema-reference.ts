@@ -57,6 +57,36 @@ function confluentReference(id: number): { ref: SchemaReference; bodyOffset: num
   return entry;
 }
 
+/** Single-object fingerprints the same way: by their two 32-bit halves, so a message allocates nothing. */
+const fingerprintReferences = new Map<number, Map<number, { ref: SchemaReference; bodyOffset: number }>>();
+let rememberedFingerprints = 0;
+
+function fingerprintReference(data: Buffer): { ref: SchemaReference; bodyOffset: number } {
+  const low = data.readUInt32LE(2);
+  const high = data.readUInt32LE(6);
+  let byLow = fingerprintReferences.get(high);
+  let entry = byLow?.get(low);
+  if (entry === undefined) {
+    if (rememberedFingerprints >= MAX_REMEMBERED_IDS) {
+      fingerprintReferences.clear();
+      rememberedFingerprints = 0;
+      byLow = undefined;
+    }
+    const fingerprint = data.toString('hex', 2, SINGLE_OBJECT_HEADER_BYTES);
+    entry = { ref: { kind: 'fingerprint', fingerprint }, bodyOffset: SINGLE_OBJECT_HEADER_BYTES };
+    if (byLow === undefined) {
+      byLow = new Map();
+      fingerprintReferences.set(high, byLow);
+    }
+    byLow.set(low, entry);
+    fingerprintKeys.set(entry.ref, `fingerprint:${fingerprint}`);
+    rememberedFingerprints++;
+  }
+  return entry;
+}
+
+const fingerprintKeys = new WeakMap<SchemaReference, string>();
+
 function confluentKey(id: number): string {
   let key = confluentKeys.get(id);
   if (key === undefined) {
@@ -70,7 +100,7 @@ function confluentKey(id: number): string {
 /** Stable cache key for a reference; also what the directory registry names its files after. */
 export function schemaKey(ref: SchemaReference): string {
   if (ref.kind === 'pubsub') return `${ref.schema}@${ref.revisionId}`;
-  if (ref.kind === 'fingerprint') return `fingerprint:${ref.fingerprint}`;
+  if (ref.kind === 'fingerprint') return fingerprintKeys.get(ref) ?? `fingerprint:${ref.fingerprint}`;
   return confluentKey(ref.id);
 }
 
@@ -134,7 +164,7 @@ export function readSchemaReference(
     if (data.length < SINGLE_OBJECT_HEADER_BYTES) {
       throw new TributaryError('NO_SCHEMA_REFERENCE', `the payload starts like Avro single-object encoding (0xC3 0x01) but is shorter than its ${SINGLE_OBJECT_HEADER_BYTES}-byte header`);
     }
-    return { ref: { kind: 'fingerprint', fingerprint: data.toString('hex', 2, SINGLE_OBJECT_HEADER_BYTES) }, bodyOffset: SINGLE_OBJECT_HEADER_BYTES };
+    return fingerprintReference(data);
   }
   if (isContainerFile(data)) {
     // The caller that handles container files checks for them first; reaching here means it did not.
