@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runDecodeCost } from './decode-cost.js';
 import { runEndToEnd } from './end-to-end.js';
+import { runFramingCost } from './framing-cost.js';
 import { describeMachine, Results } from './lib/report.js';
 import { runPipelineThroughput } from './pipeline-throughput.js';
 import { runWireSize } from './wire-size.js';
@@ -42,7 +43,10 @@ async function main(): Promise<void> {
   const results = new Results();
 
   if (sections.has(1)) runWireSize(results);
-  if (sections.has(2)) await runDecodeCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
+  if (sections.has(2)) {
+    await runDecodeCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
+    await runFramingCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
+  }
   if (sections.has(3)) await runPipelineThroughput(results, { rounds, messages: intEnv('BENCH_PIPELINE_MESSAGES', 100_000) });
   if ([4, 5, 6, 7].some((s) => sections.has(s))) {
     await runEndToEnd(results, {

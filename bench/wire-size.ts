@@ -1,4 +1,5 @@
 import { atMost, type Results } from './lib/report.js';
+import { singleObject } from './framing-cost.js';
 import { KINDS, bareAvro, confluentFramed, containerFile, jsonMessage, type LogKind } from './fixtures.js';
 
 /** Section 1: bytes on the wire per record, for the same records in four encodings. Exact, so one pass. */
@@ -13,17 +14,20 @@ export function runWireSize(results: Results, samples = 1_000): void {
     let confluent = 0;
     let bare = 0;
     let json = 0;
+    let single = 0;
     for (let i = 0; i < samples; i++) {
       container += containerFile(kind, i).length;
       confluent += confluentFramed(kind, i).length;
       bare += bareAvro(kind, i).length;
       json += jsonMessage(kind, i).length;
+      single += singleObject(kind, i).length;
     }
-    const per = { container: container / samples, confluent: confluent / samples, bare: bare / samples, json: json / samples };
+    const per = { container: container / samples, confluent: confluent / samples, singleObject: single / samples, bare: bare / samples, json: json / samples };
     detail[kind.logType] = { samples, bytesPerRecord: per };
     const name = kind.logType;
     results.add({ section, name: `wire_${name}_container_bytes`, label: `${label}: Avro container file, schema embedded`, value: per.container, unit: 'bytes/record' });
     results.add({ section, name: `wire_${name}_confluent_bytes`, label: `${label}: Confluent framing`, value: per.confluent, unit: 'bytes/record' });
+    results.add({ section, name: `wire_${name}_single_object_bytes`, label: `${label}: Avro single-object encoding`, value: per.singleObject, unit: 'bytes/record' });
     results.add({ section, name: `wire_${name}_bare_bytes`, label: `${label}: Pub/Sub schema (bare Avro)`, value: per.bare, unit: 'bytes/record' });
     results.add({ section, name: `wire_${name}_json_bytes`, label: `${label}: JSON`, value: per.json, unit: 'bytes/record' });
     const overhead = per.confluent - per.bare;

@@ -5,6 +5,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import { BigQuerySink } from './adapters/bigquery-sink.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
+import { withFingerprintIndex } from './adapters/fingerprint-sources.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
 import { routeShare, type Config } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
@@ -33,9 +34,18 @@ export interface Worker {
 
 export class StartupError extends Error {}
 
-export function createRegistry(config: Config, pubsub: PubSub): SchemaRegistry {
+export function createRegistry(config: Config, pubsub: PubSub, now: () => number = () => Date.now(), logger?: Logger): SchemaRegistry {
+  const confluent = config.registry.confluent ? new ConfluentSchemaRegistry(config.registry.confluent) : undefined;
+  const { registry } = withFingerprintIndex(
+    createIdRegistry(config, pubsub, confluent),
+    { projectId: config.projectId, directory: config.registry.directory, ...config.registry.fingerprints },
+    { pubsub, confluent, now, ...(logger ? { logger } : {}) },
+  );
+  return registry;
+}
+
+function createIdRegistry(config: Config, pubsub: PubSub, confluent: ConfluentSchemaRegistry | undefined): SchemaRegistry {
   const reg = config.registry;
-  const confluent = reg.confluent ? new ConfluentSchemaRegistry(reg.confluent) : undefined;
   const directory = reg.directory ? new DirectorySchemaRegistry(reg.directory) : undefined;
   switch (reg.kind) {
     case 'pubsub':
@@ -91,7 +101,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   const clock = deps.clock ?? systemClock;
   const settler = new Settler(deps.deadLetters, metrics, clock, logger);
   const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
-  const schemas = new SchemaCache(createRegistry(config, deps.pubsub), config.registry.cacheMaxEntries, {
+  const schemas = new SchemaCache(createRegistry(config, deps.pubsub, clock.now, logger), config.registry.cacheMaxEntries, {
     hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),

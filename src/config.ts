@@ -36,6 +36,7 @@ const metadataSchema = z
     publishTime: z.string().optional().describe('Column that receives the publish time (TIMESTAMP).'),
     subscription: z.string().optional().describe('Column that receives the subscription path.'),
     attributes: z.string().optional().describe('Column that receives the message attributes as a JSON string.'),
+    recordIndex: z.string().optional().describe('Column for the position of the record in its message (0, or 0..n-1 in an Avro container file holding several).'),
   })
   .strict()
   .describe('Optional columns filled from the Pub/Sub message rather than from the record.');
@@ -123,6 +124,17 @@ const baseConfigSchema = z
           .optional()
           .describe('Folder of `<id>.avsc` files: `42.avsc` for Confluent id 42, `<schema>@<revision>.avsc` for a Pub/Sub schema revision (short schema name). For development and tests.'),
         cacheMaxEntries: z.number().int().min(1).default(10_000).describe('Compiled schemas kept in memory (a guard against a runaway producer; schema ids are few).'),
+        fingerprints: z
+          .object({
+            pubsubSchemas: z.array(z.string().min(1)).default([]),
+            confluentSubjects: z.array(z.string().min(1)).default([]),
+            minRefreshIntervalMs: z.number().int().min(1000).default(60_000),
+          })
+          .strict()
+          .default({})
+          .describe(
+            'Schemas that Avro single-object messages (0xC3 0x01 + CRC-64-AVRO fingerprint) are matched against, besides every schema of registry.directory: all revisions of these Pub/Sub schemas and all versions of these Confluent subjects. Indexed at start; an unknown fingerprint re-reads them at most once per minRefreshIntervalMs.',
+          ),
       })
       .strict()
       .default({})
@@ -290,6 +302,7 @@ function checkAcrossSettings(config: CheckedConfig, ctx: z.RefinementCtx): void 
   const reg = config.registry;
   if (reg.kind === 'confluent' && !reg.confluent) problem(['registry', 'confluent', 'url'], 'required when registry.kind is confluent');
   if (reg.kind === 'directory' && !reg.directory) problem(['registry', 'directory'], 'required when registry.kind is directory');
+  if (reg.fingerprints.confluentSubjects.length > 0 && !reg.confluent) problem(['registry', 'fingerprints', 'confluentSubjects'], 'needs registry.confluent');
   if (reg.confluent?.bearerToken && (reg.confluent.username || reg.confluent.password)) {
     problem(['registry', 'confluent'], 'give either username/password or bearerToken, not both');
   }

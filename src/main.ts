@@ -6,6 +6,8 @@ import { tablesCommand } from './cli/tables-command.js';
 import { loadTableDefinitions } from './adapters/duckdb-table-definitions.js';
 import { loadConfig, subscriptionPath, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { INSPECT_USAGE, runInspect, UsageError } from './cli/inspect-command.js';
+import { PUBLISH_USAGE, runPublish } from './cli/publish-command.js';
 import type { Logger } from './core/ports.js';
 import { createLogger } from './ops/logger.js';
 import { packageVersion } from './package-version.js';
@@ -29,6 +31,10 @@ Commands:
   tables    plan|apply --config FILE --schema FILE.avsc|--schema-id ID|--pubsub-schema NAME
             what each route's table lacks for a schema, and make the compatible changes
             (tributary tables --help)
+  inspect   --config FILE (--file PAYLOAD [--attributes k=v,...] | --subscription SUB [--max N])
+            what the worker would do with a message: framing, schema, record, route, row or reason
+  publish   --topic T --framing F (--schema FILE | --schema-id N) --jsonl FILE
+            encode JSON lines and publish them (tributary publish --help)
 
 Options:
   -c, --config FILE   YAML config (or TRIBUTARY_CONFIG); every value can also come from TRIBUTARY_* variables
@@ -74,9 +80,32 @@ export function skipMetadataProbeOnEmulator(env: NodeJS.ProcessEnv): void {
   if (env.PUBSUB_EMULATOR_HOST && env.METADATA_SERVER_DETECTION === undefined) env.METADATA_SERVER_DETECTION = 'none';
 }
 
+/** inspect and publish take options of their own: usage errors exit 64, bad config 78. */
+async function subcommand(run: (argv: string[]) => Promise<number>, argv: string[], usage: string): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  try {
+    return await run(argv);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(err as Error).message}\n\n${usage}`);
+      return 64;
+    }
+    if (err instanceof ConfigError) {
+      fatal(`Invalid configuration: ${err.problems.join('; ')}`, { problems: err.problems });
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   skipMetadataProbeOnEmulator(process.env);
   if (argv[0] === 'tables') return tablesCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr });
+  if (argv[0] === 'inspect') return subcommand(runInspect, argv.slice(1), INSPECT_USAGE);
+  if (argv[0] === 'publish') return subcommand(runPublish, argv.slice(1), PUBLISH_USAGE);
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,6 +1,7 @@
 import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import type { Envelope, Logger } from '../core/ports.js';
 import type { PipelineObserver } from '../core/observer.js';
+import { detectFraming } from '../core/schema-reference.js';
 import type { InFlightSnapshot } from '../ops/metrics.js';
 
 /** How long close() waits for the last acks and nacks to reach Pub/Sub. */
@@ -194,7 +195,7 @@ export class PubSubSource {
       return;
     }
     const size = message.data.length;
-    this.observer.received(this.options.subscription, 1, size);
+    this.observer.received(this.options.subscription, 1, size, detectFraming(message.attributes, message.data));
     const envelope = new PubSubEnvelope(message, this.options.subscription, this.topic, this);
     this.inFlight.add(envelope);
     this.inFlightBytes += size;

@@ -53,15 +53,29 @@ export interface ConfluentRegistryOptions {
   timeoutMs: number;
 }
 
+/** A schema that references other subjects is resolved this deep at most. */
+export const MAX_REFERENCE_DEPTH = 16;
+/** And with at most this many referenced schemas in all (a wide graph costs requests too). */
+export const MAX_REFERENCES = 256;
+
+interface RegistrySchemaRecord {
+  schema: string;
+  references: Array<{ name: string; subject: string; version: number | string }>;
+}
+
 /**
  * Any Confluent-compatible registry (Confluent, Apicurio's ccompat API, Karapace, Redpanda):
  * `GET /schemas/ids/{id}`. A 404 is an unknown id (data error); anything else that is not a
- * usable answer means the registry is unavailable (retryable), garbage included.
+ * usable answer means the registry is unavailable (retryable), garbage included. Schema
+ * references (`references`: name/subject/version) are fetched recursively and inlined where each
+ * referenced type is first used, as Avro Java writes a schema, so the result stands alone.
  */
 export class ConfluentSchemaRegistry implements SchemaRegistry {
   readonly name = 'confluent';
   private readonly headers: Record<string, string>;
   private readonly base: string;
+  /** Referenced subject versions never change: each is fetched once (a failed fetch is not kept). */
+  private readonly versions = new Map<string, Promise<RegistrySchemaRecord>>();
 
   constructor(private readonly options: ConfluentRegistryOptions) {
     this.base = options.url.replace(/\/+$/, '');
@@ -74,7 +88,87 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
 
   async fetch(ref: SchemaReference): Promise<string> {
     if (ref.kind !== 'confluent') throw new TributaryError('SCHEMA_NOT_FOUND', 'a Confluent registry only knows Confluent schema ids');
-    const url = `${this.base}/schemas/ids/${ref.id}`;
+    const record = await this.getSchema(`/schemas/ids/${ref.id}`, `id ${ref.id}`);
+    return this.resolve(record, `id ${ref.id}`);
+  }
+
+  /** Every version of a subject, each self-contained: what single-object fingerprints are matched against. */
+  async subjectSchemas(subject: string): Promise<Array<{ version: number; definition: string }>> {
+    const what = `subject ${subject}`;
+    const body = await this.getJson(`/subjects/${encodeURIComponent(subject)}/versions`, what);
+    if (!Array.isArray(body) || !body.every((v) => Number.isSafeInteger(v))) {
+      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered the versions of ${what} with something that is not a list of numbers`);
+    }
+    const out: Array<{ version: number; definition: string }> = [];
+    for (const version of body as number[]) {
+      const record = await this.subjectVersion(subject, version);
+      out.push({ version, definition: await this.resolve(record, `${what} version ${version}`) });
+    }
+    return out;
+  }
+
+  private async resolve(record: RegistrySchemaRecord, what: string): Promise<string> {
+    if (record.references.length === 0) return record.schema;
+    const named = new Map<string, unknown>();
+    let fetched = 0;
+    const collect = async (references: RegistrySchemaRecord['references'], path: readonly string[]): Promise<void> => {
+      if (path.length > MAX_REFERENCE_DEPTH) {
+        throw new TributaryError('SCHEMA_INVALID', `schema ${what} references schemas more than ${MAX_REFERENCE_DEPTH} levels deep (${path.join(' -> ')})`);
+      }
+      for (const reference of references) {
+        const key = `${reference.subject}/${String(reference.version)}`;
+        if (path.includes(key)) throw new TributaryError('SCHEMA_INVALID', `schema ${what} has a reference cycle: ${[...path, key].join(' -> ')}`);
+        if (named.has(reference.name)) continue;
+        if (++fetched > MAX_REFERENCES) throw new TributaryError('SCHEMA_INVALID', `schema ${what} references more than ${MAX_REFERENCES} schemas`);
+        const referenced = await this.subjectVersion(reference.subject, reference.version);
+        // Its own references first: they are defined before it uses them.
+        await collect(referenced.references, [...path, key]);
+        named.set(reference.name, parseSchemaJson(referenced.schema, `${reference.subject} version ${String(reference.version)}`));
+      }
+    };
+    await collect(record.references, []);
+    return JSON.stringify(inlineReferences(parseSchemaJson(record.schema, what), named, what));
+  }
+
+  private subjectVersion(subject: string, version: number | string): Promise<RegistrySchemaRecord> {
+    const key = `${subject}/${String(version)}`;
+    let pending = this.versions.get(key);
+    if (pending === undefined) {
+      if (this.versions.size >= 10_000) this.versions.clear();
+      pending = this.getSchema(`/subjects/${encodeURIComponent(subject)}/versions/${encodeURIComponent(String(version))}`, `subject ${subject} version ${String(version)}`);
+      pending.catch(() => this.versions.delete(key));
+      this.versions.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async getSchema(path: string, what: string): Promise<RegistrySchemaRecord> {
+    const record = (await this.getJson(path, what)) as { schema?: unknown; schemaType?: unknown; references?: unknown } | null;
+    if (record === null || typeof record !== 'object' || typeof record.schema !== 'string') {
+      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${what} without a "schema" string`);
+    }
+    if (record.schemaType !== undefined && record.schemaType !== 'AVRO') {
+      throw new TributaryError('SCHEMA_INVALID', `schema ${what} is of type ${String(record.schemaType).slice(0, 40)}, not AVRO`);
+    }
+    const references = record.references ?? [];
+    if (
+      !Array.isArray(references) ||
+      !references.every(
+        (r: unknown) =>
+          r !== null &&
+          typeof r === 'object' &&
+          typeof (r as { name?: unknown }).name === 'string' &&
+          typeof (r as { subject?: unknown }).subject === 'string' &&
+          (typeof (r as { version?: unknown }).version === 'number' || typeof (r as { version?: unknown }).version === 'string'),
+      )
+    ) {
+      throw new TributaryError('SCHEMA_INVALID', `schema ${what} has references that are not a list of {name, subject, version}`);
+    }
+    return { schema: record.schema, references: references as RegistrySchemaRecord['references'] };
+  }
+
+  private async getJson(path: string, what: string): Promise<unknown> {
+    const url = `${this.base}${path}`;
     let response: Response;
     let text: string;
     try {
@@ -82,32 +176,73 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
       text = await response.text();
     } catch (err) {
       const reason = (err as Error).name === 'TimeoutError' ? `no answer within ${this.options.timeoutMs} ms` : describeFetchError(err);
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} unreachable for id ${ref.id}: ${reason}`, { cause: err });
+      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} unreachable for ${what}: ${reason}`, { cause: err });
     }
     if (response.status === 404) {
-      throw new TributaryError('SCHEMA_NOT_FOUND', `schema id ${ref.id} not found in registry ${this.base}: ${text.slice(0, 200)}`);
+      throw new TributaryError('SCHEMA_NOT_FOUND', `schema ${what} not found in registry ${this.base}: ${text.slice(0, 200)}`);
     }
     if (!response.ok) {
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${response.status} for id ${ref.id}: ${text.slice(0, 200)}`);
+      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${response.status} for ${what}: ${text.slice(0, 200)}`);
     }
-    let body: unknown;
     try {
-      body = JSON.parse(text);
+      return JSON.parse(text);
     } catch {
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered id ${ref.id} with a body that is not JSON`);
+      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${what} with a body that is not JSON`);
     }
-    const record = body as { schema?: unknown; schemaType?: unknown; references?: unknown };
-    if (typeof record.schema !== 'string') {
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered id ${ref.id} without a "schema" string`);
-    }
-    if (record.schemaType !== undefined && record.schemaType !== 'AVRO') {
-      throw new TributaryError('SCHEMA_INVALID', `schema id ${ref.id} is of type ${String(record.schemaType).slice(0, 40)}, not AVRO`);
-    }
-    if (Array.isArray(record.references) && record.references.length > 0) {
-      throw new TributaryError('SCHEMA_INVALID', `schema id ${ref.id} uses schema references, which are not supported; register it self-contained`);
-    }
-    return record.schema;
   }
+}
+
+function parseSchemaJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new TributaryError('SCHEMA_INVALID', `schema ${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+const AVRO_PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
+
+/**
+ * Replaces the first use of each referenced type name with the referenced schema (itself inlined
+ * the same way), and later uses with its full name. A name is matched as written or qualified by
+ * the namespace in force where it is used.
+ */
+function inlineReferences(root: unknown, named: ReadonlyMap<string, unknown>, what: string): unknown {
+  const inlined = new Set<string>();
+  let budget = 100_000;
+  const walk = (node: unknown, namespace: string | undefined, depth: number): unknown => {
+    if (depth > 64 || --budget < 0) throw new TributaryError('SCHEMA_INVALID', `schema ${what} is too deep or too large to resolve its references`);
+    if (typeof node === 'string') {
+      if (AVRO_PRIMITIVES.has(node)) return node;
+      const candidates = node.includes('.') || !namespace ? [node] : [`${namespace}.${node}`, node];
+      for (const name of candidates) {
+        const target = named.get(name);
+        if (target === undefined) continue;
+        if (inlined.has(name)) return name;
+        inlined.add(name);
+        return walk(target, undefined, depth + 1);
+      }
+      return node;
+    }
+    if (Array.isArray(node)) return node.map((branch) => walk(branch, namespace, depth + 1));
+    if (node === null || typeof node !== 'object') return node;
+    const o = node as Record<string, unknown>;
+    let inner = namespace;
+    if (typeof o.name === 'string' && (o.type === 'record' || o.type === 'error' || o.type === 'enum' || o.type === 'fixed')) {
+      const dot = o.name.lastIndexOf('.');
+      inner = dot > 0 ? o.name.slice(0, dot) : typeof o.namespace === 'string' ? o.namespace || undefined : namespace;
+      const full = dot > 0 || inner === undefined ? o.name : `${inner}.${o.name}`;
+      // A type the schema defines itself is not replaced by a reference of the same name.
+      inlined.add(full);
+    }
+    const out: Record<string, unknown> = { ...o };
+    if (typeof o.type !== 'string' || !['record', 'error', 'enum', 'fixed', 'array', 'map'].includes(o.type)) out.type = walk(o.type, namespace, depth + 1);
+    if (Array.isArray(o.fields)) out.fields = o.fields.map((f: unknown) => (f !== null && typeof f === 'object' ? { ...(f as object), type: walk((f as { type?: unknown }).type, inner, depth + 1) } : f));
+    if (o.items !== undefined) out.items = walk(o.items, namespace, depth + 1);
+    if (o.values !== undefined) out.values = walk(o.values, namespace, depth + 1);
+    return out;
+  };
+  return walk(root, undefined, 0);
 }
 
 function describeFetchError(err: unknown): string {
@@ -125,6 +260,7 @@ export class DirectorySchemaRegistry implements SchemaRegistry {
   constructor(private readonly directory: string) {}
 
   async fetch(ref: SchemaReference): Promise<string> {
+    if (ref.kind === 'fingerprint') throw new TributaryError('SCHEMA_NOT_FOUND', 'a schema directory is searched by fingerprint through the fingerprint index');
     const file = ref.kind === 'confluent' ? `${ref.id}.avsc` : `${ref.schema.split('/').pop() ?? ref.schema}@${ref.revisionId}.avsc`;
     if (file.includes('..') || file.includes('/')) throw new TributaryError('SCHEMA_NOT_FOUND', `schema file name "${file}" is not allowed`);
     try {
@@ -144,6 +280,9 @@ export class AutoSchemaRegistry implements SchemaRegistry {
   constructor(private readonly registries: { pubsub?: SchemaRegistry; confluent?: SchemaRegistry; directory?: SchemaRegistry }) {}
 
   fetch(ref: SchemaReference): Promise<string> {
+    if (ref.kind === 'fingerprint') {
+      return Promise.reject(new TributaryError('SCHEMA_NOT_FOUND', 'single-object fingerprints are resolved by the fingerprint index, which is not configured'));
+    }
     const registry = ref.kind === 'pubsub' ? (this.registries.pubsub ?? this.registries.directory) : (this.registries.confluent ?? this.registries.directory);
     if (!registry) {
       return Promise.reject(new TributaryError('SCHEMA_NOT_FOUND', `no registry configured for ${ref.kind === 'pubsub' ? 'Pub/Sub schema revisions' : 'Confluent schema ids'}`));

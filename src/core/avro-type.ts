@@ -89,6 +89,22 @@ export const MAX_ZERO_SIZE_ITEMS = 100_000;
 
 const minSizes = new WeakMap<InternalType, number>();
 const zeroSizeItemsRead = new WeakMap<Tap, number>();
+/** Set while the values of one message decode through several taps (the records of a container file). */
+let sharedZeroSizeBudget: { used: number } | undefined;
+
+/**
+ * Runs `decode` (synchronous) with one zero-size-item budget for everything it decodes, so the
+ * records of one container file share the cap one payload has instead of each having its own.
+ */
+export function withSharedDecodeBudget<T>(decode: () => T): T {
+  const outer = sharedZeroSizeBudget;
+  sharedZeroSizeBudget = { used: 0 };
+  try {
+    return decode();
+  } finally {
+    sharedZeroSizeBudget = outer;
+  }
+}
 
 /** The fewest bytes one value of the type takes on the wire; recursion counts as zero (safe side). */
 function minEncodedSize(type: InternalType, visiting: Set<InternalType> = new Set()): number {
@@ -159,9 +175,10 @@ function readBlockCount(tap: Tap, itemBytes: number, what: string): number {
   if (itemBytes > 0) {
     if (n * itemBytes > remaining) throw decodeError(`${what} block of ${n} items cannot fit in the ${remaining} bytes left`);
   } else {
-    const total = (zeroSizeItemsRead.get(tap) ?? 0) + n;
+    const total = (sharedZeroSizeBudget ? sharedZeroSizeBudget.used : (zeroSizeItemsRead.get(tap) ?? 0)) + n;
     if (total > MAX_ZERO_SIZE_ITEMS) throw decodeError(`${what} claims ${total} items that take no bytes (limit ${MAX_ZERO_SIZE_ITEMS})`);
-    zeroSizeItemsRead.set(tap, total);
+    if (sharedZeroSizeBudget) sharedZeroSizeBudget.used = total;
+    else zeroSizeItemsRead.set(tap, total);
   }
   return n;
 }

@@ -1,4 +1,6 @@
 import { TributaryError, toTributaryError } from '../errors.js';
+import { decodeContainerFile, EmbeddedSchemaCache, type DecodedContainer } from './container-file.js';
+import { fanOutEnvelope } from './message-fan-out.js';
 import { decodePayload } from './decoder.js';
 import { DecodedBudget } from './decoded-budget.js';
 import { actionFor } from './failure-policy.js';
@@ -8,8 +10,9 @@ import { retry, type RetryPolicy } from './retry.js';
 import type { RoutePipeline } from './route/route-pipeline.js';
 import type { Router } from './router.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
-import { readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
+import { detectFraming, isContainerFile, readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
 import { bigQueryFieldsFor } from './rows/bigquery-fields.js';
+import type { PreparedRow } from './sink.js';
 import type { Settler } from './settler.js';
 import type { Row, TableField } from './table-schema.js';
 
@@ -19,6 +22,8 @@ export interface MetadataColumns {
   publishTime?: string | undefined;
   subscription?: string | undefined;
   attributes?: string | undefined;
+  /** The record's position in its message (0 unless the message is a container file of several). */
+  recordIndex?: string | undefined;
 }
 
 export interface DispatcherDeps {
@@ -40,6 +45,8 @@ export interface DispatcherDeps {
   flushAtUnsettled?: number;
   /** Bytes of prepared rows held at once, process-wide; beyond it messages wait undecoded. */
   maxDecodedBytes?: number;
+  /** Schemas embedded in container-file messages, compiled once per distinct text. */
+  embeddedSchemas?: EmbeddedSchemaCache;
 }
 
 /**
@@ -56,11 +63,13 @@ export class Dispatcher {
   /** Per schema, per route: the columns its rows have (null when they cannot be described). */
   private readonly shapes = new WeakMap<CompiledSchema, Map<string, readonly TableField[] | null>>();
 
+  private readonly embeddedSchemas: EmbeddedSchemaCache;
   /** Messages received while the decoded budget was spent: raw, in arrival order. */
   private parked: Envelope[] = [];
   private readonly budget: DecodedBudget | undefined;
 
   constructor(private readonly deps: DispatcherDeps) {
+    this.embeddedSchemas = deps.embeddedSchemas ?? new EmbeddedSchemaCache();
     if (deps.maxDecodedBytes !== undefined) {
       // Later, not inside the settle that freed the room: that settle may be mid-batch.
       this.budget = new DecodedBudget(deps.maxDecodedBytes, () => queueMicrotask(() => this.unpark()));
@@ -107,6 +116,10 @@ export class Dispatcher {
   private dispatch(envelope: Envelope): void {
     if (this.draining) {
       this.deps.settler.nack([envelope], 'unrouted', 'SHUTTING_DOWN');
+      return;
+    }
+    if (isContainerFile(envelope.data) && detectFraming(envelope.attributes, envelope.data) === 'container-file') {
+      this.processContainer(envelope);
       return;
     }
     let key: string | undefined;
@@ -207,6 +220,61 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * An Avro container file: its schema travels with it, and each of its records becomes a row of
+   * its own, settled together through message-fan-out. Every record is converted and routed before
+   * any is submitted, so one that can never be a row dead-letters the whole message, untouched.
+   */
+  private processContainer(envelope: Envelope): void {
+    let file: DecodedContainer;
+    try {
+      file = decodeContainerFile(envelope.data, this.embeddedSchemas);
+    } catch (err) {
+      this.fail(envelope, err, undefined, undefined);
+      return;
+    }
+    const { schema, records } = file;
+    const items: Array<{ pipeline: RoutePipeline; route: string; row: Row; shape: readonly TableField[] | null }> = [];
+    let routeName: string | undefined;
+    try {
+      for (const [index, value] of records.entries()) {
+        try {
+          const row = convert(schema, value);
+          routeName = this.deps.router.route({ attributes: envelope.attributes, recordName: schema.recordName, row });
+          const route = this.deps.routes.get(routeName);
+          if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
+          addMetadata(row, route.metadata, envelope);
+          if (route.metadata.recordIndex) row[route.metadata.recordIndex] = index;
+          items.push({ pipeline: route.pipeline, route: routeName, row, shape: this.shapeOf(schema, routeName, route.metadata) });
+        } catch (err) {
+          const error = toTributaryError(err);
+          throw records.length > 1 ? new TributaryError(error.code, `record ${index} of ${records.length}: ${error.message}`, { cause: err }) : error;
+        }
+      }
+    } catch (err) {
+      this.fail(envelope, err, routeName, schema.key);
+      return;
+    }
+    this.deps.observer.embeddedSchemaBytes?.(items[0]?.route ?? 'unrouted', file.header.headerBytes);
+    const envelopes = fanOutEnvelope(envelope, items.length);
+    let prepared;
+    try {
+      // Every row is prepared before any is submitted: one too large for a request fails the message whole.
+      prepared = items.map((item, i) => item.pipeline.prepare((envelopes[i] as Envelope).id, item.row));
+    } catch (err) {
+      this.fail(envelope, err, routeName, schema.key);
+      return;
+    }
+    // The settler counts each row's envelope: the window counts them too.
+    this.handled += envelopes.length - 1;
+    for (const [i, item] of items.entries()) {
+      const rowEnvelope = envelopes[i] as Envelope;
+      const row = prepared[i] as PreparedRow;
+      this.budget?.charge(rowEnvelope, row.bytes);
+      item.pipeline.submit({ envelope: rowEnvelope, prepared: row, schemaKey: schema.key, shape: item.shape ?? undefined });
+    }
+  }
+
   private shapeOf(schema: CompiledSchema, routeName: string, metadata: MetadataColumns): readonly TableField[] | null {
     let perRoute = this.shapes.get(schema);
     if (perRoute === undefined) {
@@ -270,6 +338,7 @@ function rowShape(schema: CompiledSchema, metadata: MetadataColumns): readonly T
   if (metadata.publishTime) extra.push({ name: metadata.publishTime, type: 'TIMESTAMP', mode: 'REQUIRED' });
   if (metadata.subscription) extra.push({ name: metadata.subscription, type: 'STRING', mode: 'REQUIRED' });
   if (metadata.attributes) extra.push({ name: metadata.attributes, type: 'STRING', mode: 'REQUIRED' });
+  if (metadata.recordIndex) extra.push({ name: metadata.recordIndex, type: 'INTEGER', mode: 'REQUIRED' });
   // A metadata column replaces a record field of the same name (addMetadata overwrites it).
   return [...fields.filter((f) => !extra.some((m) => m.name === f.name)), ...extra];
 }
@@ -279,4 +348,5 @@ function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): vo
   if (columns.publishTime) row[columns.publishTime] = formatPublishTime(envelope.publishTimeMs);
   if (columns.subscription) row[columns.subscription] = envelope.subscription;
   if (columns.attributes) row[columns.attributes] = JSON.stringify(envelope.attributes);
+  if (columns.recordIndex) row[columns.recordIndex] = 0;
 }

@@ -1,3 +1,4 @@
+import type { Framing } from './schema-reference.js';
 import type { ErrorCode } from '../errors.js';
 
 export type RouteStateName = 'running' | 'paused' | 'draining' | 'stopped';
@@ -13,7 +14,10 @@ export interface SettledMessage {
  * message is not needed, so the hot path stays cheap.
  */
 export interface PipelineObserver {
-  received(subscription: string, count: number, bytes: number): void;
+  /** `framing` says how the message carries its schema; undefined when it carries none we know. */
+  received(subscription: string, count: number, bytes: number, framing?: Framing): void;
+  /** Bytes a message of this route spent carrying its own schema (a container file's header). */
+  embeddedSchemaBytes?(route: string, bytes: number): void;
   /** One call per settled batch; `nowMs` is when it was settled, for each message's age. */
   settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: readonly SettledMessage[], nowMs: number): void;
   rowsInserted(route: string, table: string, rows: number, billedBytes: number): void;

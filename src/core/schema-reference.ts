@@ -4,7 +4,18 @@ export type SchemaEncoding = 'BINARY' | 'JSON';
 
 export type SchemaReference =
   | { kind: 'pubsub'; schema: string; revisionId: string; encoding: SchemaEncoding }
-  | { kind: 'confluent'; id: number };
+  | { kind: 'confluent'; id: number }
+  /** Avro single-object encoding: the CRC-64-AVRO fingerprint's 8 wire bytes (little-endian), in hex. */
+  | { kind: 'fingerprint'; fingerprint: string };
+
+/** How a message carries its schema: the `framing` label of the received-messages counter. */
+export type Framing = 'pubsub-schema' | 'confluent' | 'single-object' | 'container-file';
+
+/** Avro single-object encoding: 0xC3 0x01, the schema's 8-byte fingerprint, the binary body. */
+export const SINGLE_OBJECT_MAGIC = Buffer.from([0xc3, 0x01]);
+export const SINGLE_OBJECT_HEADER_BYTES = 10;
+/** Avro object container file: `Obj` 0x01, a header with the schema, then blocks of records. */
+export const CONTAINER_FILE_MAGIC = Buffer.from('Obj\x01', 'latin1');
 
 /** Attributes Pub/Sub sets on messages of a topic with schema settings. */
 export const PUBSUB_SCHEMA_ATTRIBUTES = {
@@ -46,6 +57,36 @@ function confluentReference(id: number): { ref: SchemaReference; bodyOffset: num
   return entry;
 }
 
+/** Single-object fingerprints the same way: by their two 32-bit halves, so a message allocates nothing. */
+const fingerprintReferences = new Map<number, Map<number, { ref: SchemaReference; bodyOffset: number }>>();
+let rememberedFingerprints = 0;
+
+function fingerprintReference(data: Buffer): { ref: SchemaReference; bodyOffset: number } {
+  const low = data.readUInt32LE(2);
+  const high = data.readUInt32LE(6);
+  let byLow = fingerprintReferences.get(high);
+  let entry = byLow?.get(low);
+  if (entry === undefined) {
+    if (rememberedFingerprints >= MAX_REMEMBERED_IDS) {
+      fingerprintReferences.clear();
+      rememberedFingerprints = 0;
+      byLow = undefined;
+    }
+    const fingerprint = data.toString('hex', 2, SINGLE_OBJECT_HEADER_BYTES);
+    entry = { ref: { kind: 'fingerprint', fingerprint }, bodyOffset: SINGLE_OBJECT_HEADER_BYTES };
+    if (byLow === undefined) {
+      byLow = new Map();
+      fingerprintReferences.set(high, byLow);
+    }
+    byLow.set(low, entry);
+    fingerprintKeys.set(entry.ref, `fingerprint:${fingerprint}`);
+    rememberedFingerprints++;
+  }
+  return entry;
+}
+
+const fingerprintKeys = new WeakMap<SchemaReference, string>();
+
 function confluentKey(id: number): string {
   let key = confluentKeys.get(id);
   if (key === undefined) {
@@ -58,7 +99,39 @@ function confluentKey(id: number): string {
 
 /** Stable cache key for a reference; also what the directory registry names its files after. */
 export function schemaKey(ref: SchemaReference): string {
-  return ref.kind === 'pubsub' ? `${ref.schema}@${ref.revisionId}` : confluentKey(ref.id);
+  if (ref.kind === 'pubsub') return `${ref.schema}@${ref.revisionId}`;
+  if (ref.kind === 'fingerprint') return fingerprintKeys.get(ref) ?? `fingerprint:${ref.fingerprint}`;
+  return confluentKey(ref.id);
+}
+
+function hasPubSubSchemaAttributes(attributes: Readonly<Record<string, string>>): boolean {
+  return (
+    attributes[PUBSUB_SCHEMA_ATTRIBUTES.name] !== undefined ||
+    attributes[PUBSUB_SCHEMA_ATTRIBUTES.revisionId] !== undefined ||
+    attributes[TRIBUTARY_SCHEMA_ATTRIBUTES.name] !== undefined ||
+    attributes[TRIBUTARY_SCHEMA_ATTRIBUTES.revisionId] !== undefined
+  );
+}
+
+export function isSingleObject(data: Buffer): boolean {
+  return data.length >= 2 && data[0] === 0xc3 && data[1] === 0x01;
+}
+
+export function isContainerFile(data: Buffer): boolean {
+  return data.length >= 4 && data[0] === 0x4f && data[1] === 0x62 && data[2] === 0x6a && data[3] === 0x01;
+}
+
+/**
+ * The framing a message uses, read as cheaply as readSchemaReference reads it (attributes, then
+ * the first bytes); undefined when it uses none of them. Counted per message, so an operator sees
+ * which producers still embed schemas.
+ */
+export function detectFraming(attributes: Readonly<Record<string, string>>, data: Buffer): Framing | undefined {
+  if (hasPubSubSchemaAttributes(attributes)) return 'pubsub-schema';
+  if (data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE) return 'confluent';
+  if (isSingleObject(data)) return 'single-object';
+  if (isContainerFile(data)) return 'container-file';
+  return undefined;
 }
 
 function readEncoding(value: string | undefined): SchemaEncoding {
@@ -87,7 +160,17 @@ export function readSchemaReference(
   if (data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE) {
     return confluentReference(data.readUInt32BE(1));
   }
-  const why = data.length === 0 ? 'the payload is empty' : data.length < CONFLUENT_HEADER_BYTES && data[0] === 0 ? 'the payload is shorter than the 5-byte Confluent header' : `the payload does not start with the Confluent magic byte 0x00 (first byte 0x${(data[0] ?? 0).toString(16).padStart(2, '0')})`;
+  if (isSingleObject(data)) {
+    if (data.length < SINGLE_OBJECT_HEADER_BYTES) {
+      throw new TributaryError('NO_SCHEMA_REFERENCE', `the payload starts like Avro single-object encoding (0xC3 0x01) but is shorter than its ${SINGLE_OBJECT_HEADER_BYTES}-byte header`);
+    }
+    return fingerprintReference(data);
+  }
+  if (isContainerFile(data)) {
+    // The caller that handles container files checks for them first; reaching here means it did not.
+    throw new TributaryError('NO_SCHEMA_REFERENCE', 'the payload is an Avro object container file, which carries its own schema and is read by the container-file decoder');
+  }
+  const why = data.length === 0 ? 'the payload is empty' : data.length < CONFLUENT_HEADER_BYTES && data[0] === 0 ? 'the payload is shorter than the 5-byte Confluent header' : `the payload starts with neither the Confluent magic byte 0x00 nor the single-object marker 0xC3 0x01 nor Obj\\x01 (first byte 0x${(data[0] ?? 0).toString(16).padStart(2, '0')})`;
   throw new TributaryError('NO_SCHEMA_REFERENCE', `no schema reference: no ${PUBSUB_SCHEMA_ATTRIBUTES.name}/${PUBSUB_SCHEMA_ATTRIBUTES.revisionId} attributes and ${why}`);
 }
 

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ErrorCode } from '../errors.js';
 import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome } from '../core/observer.js';
 import type { TableChangeKind, TableChangeObserver, TableChangeResult } from '../core/table-change-observer.js';
+import type { Framing } from '../core/schema-reference.js';
 import { SettleAgeHistogram } from './settle-age-histogram.js';
 
 const ROUTE_STATES: RouteStateName[] = ['running', 'paused', 'draining', 'stopped'];
@@ -19,8 +20,9 @@ export interface InFlightSnapshot {
 /** prom-client metrics on a registry of our own; every label value is bounded. */
 export class Metrics implements PipelineObserver, TableChangeObserver {
   readonly registry = new Registry();
-  private readonly receivedTotal: Counter<'subscription'>;
-  private readonly receivedBytes: Counter<'subscription'>;
+  private readonly receivedTotal: Counter<'subscription' | 'framing'>;
+  private readonly receivedBytes: Counter<'subscription' | 'framing'>;
+  private readonly embeddedSchemaBytesTotal: Counter<'route'>;
   private readonly settledTotal: Counter<'route' | 'outcome' | 'code'>;
   private readonly settleAge: SettleAgeHistogram;
   private readonly rowsInsertedTotal: Counter<'route' | 'table'>;
@@ -38,7 +40,7 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
   private readonly lastRouteReason = new Map<string, string>();
   private inFlightSources: Array<() => InFlightSnapshot> = [];
   private schemaCacheSize: () => number = () => 0;
-  private readonly pendingReceived = new Map<string, { count: number; bytes: number }>();
+  private readonly pendingReceived = new Map<string, Map<Framing | 'none', { count: number; bytes: number }>>();
   private pendingCacheHits = 0;
 
   constructor(options: { version?: string } = {}) {
@@ -47,8 +49,26 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
     collectDefaultMetrics({ register: this.registry, prefix: 'tributary_' });
     // Both counters are brought up to date whenever either is read.
     const flushReceived = (): void => this.flushReceived();
-    this.receivedTotal = new Counter({ name: 'tributary_messages_received_total', help: 'Messages received from Pub/Sub.', labelNames: ['subscription'], registers, collect: flushReceived });
-    this.receivedBytes = new Counter({ name: 'tributary_messages_received_bytes_total', help: 'Payload bytes received from Pub/Sub.', labelNames: ['subscription'], registers, collect: flushReceived });
+    this.receivedTotal = new Counter({
+      name: 'tributary_messages_received_total',
+      help: 'Messages received from Pub/Sub, by how they carry their schema (framing: pubsub-schema, confluent, single-object, container-file, or none).',
+      labelNames: ['subscription', 'framing'],
+      registers,
+      collect: flushReceived,
+    });
+    this.receivedBytes = new Counter({
+      name: 'tributary_messages_received_bytes_total',
+      help: 'Payload bytes received from Pub/Sub, by framing.',
+      labelNames: ['subscription', 'framing'],
+      registers,
+      collect: flushReceived,
+    });
+    this.embeddedSchemaBytesTotal = new Counter({
+      name: 'tributary_embedded_schema_bytes_total',
+      help: 'Bytes messages spent carrying their own schema (Avro container-file headers), per route: what moving the producer to schema ids saves.',
+      labelNames: ['route'],
+      registers,
+    });
     this.settledTotal = new Counter({
       name: 'tributary_messages_settled_total',
       help: 'Messages settled; outcome is acked (after insert), dead-lettered (then acked) or nacked (for redelivery); code is the error code, "none" for acks.',
@@ -174,14 +194,24 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
    * Called for every message: counted in a plain map and handed to prom-client when the registry
    * is read, so a message costs no label lookup.
    */
-  received(subscription: string, count: number, bytes: number): void {
-    const entry = this.pendingReceived.get(subscription);
+  received(subscription: string, count: number, bytes: number, framing: Framing | undefined = undefined): void {
+    let perFraming = this.pendingReceived.get(subscription);
+    if (perFraming === undefined) {
+      perFraming = new Map();
+      this.pendingReceived.set(subscription, perFraming);
+    }
+    const label = framing ?? 'none';
+    const entry = perFraming.get(label);
     if (entry === undefined) {
-      this.pendingReceived.set(subscription, { count, bytes });
+      perFraming.set(label, { count, bytes });
     } else {
       entry.count += count;
       entry.bytes += bytes;
     }
+  }
+
+  embeddedSchemaBytes(route: string, bytes: number): void {
+    this.embeddedSchemaBytesTotal.inc({ route }, bytes);
   }
 
   /** Called for every message, like received(). */
@@ -190,11 +220,13 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
   }
 
   private flushReceived(): void {
-    for (const [subscription, entry] of this.pendingReceived) {
-      if (entry.count > 0) this.receivedTotal.inc({ subscription }, entry.count);
-      if (entry.bytes > 0) this.receivedBytes.inc({ subscription }, entry.bytes);
-      entry.count = 0;
-      entry.bytes = 0;
+    for (const [subscription, perFraming] of this.pendingReceived) {
+      for (const [framing, entry] of perFraming) {
+        if (entry.count > 0) this.receivedTotal.inc({ subscription, framing }, entry.count);
+        if (entry.bytes > 0) this.receivedBytes.inc({ subscription, framing }, entry.bytes);
+        entry.count = 0;
+        entry.bytes = 0;
+      }
     }
   }
 

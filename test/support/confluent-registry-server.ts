@@ -2,13 +2,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 /**
- * An in-process stand-in for a Confluent Schema Registry, for tests. It answers the two reads a
+ * An in-process stand-in for a Confluent Schema Registry, for tests. It answers the reads a
  * consumer needs, with Confluent's shapes:
  *
  *   GET /schemas/ids/{id}
  *     200 {"schema": "<schema as a JSON string>"}
  *         + "schemaType" only when it is not AVRO, + "references" only when there are some
  *     404 {"error_code": 40403, "message": "Schema 7 not found"}
+ *   GET /subjects/{subject}/versions
+ *     200 [1, 2, 3]   404 {"error_code": 40401, ...}
  *   GET /subjects/{subject}/versions/{version|latest}
  *     200 {"subject", "version", "id", "schema"} (+ "schemaType", "references" as above)
  *     404 {"error_code": 40401, "message": "Subject 'x' not found."}
@@ -204,6 +206,14 @@ export async function startConfluentRegistryServer(options: StartConfluentRegist
       } else {
         send(res, 200, schemaBody(stored));
       }
+      return;
+    }
+    const listMatch = /^\/subjects\/([^/]+)\/versions\/?$/.exec(path);
+    if (listMatch) {
+      const subject = decodeURIComponent(listMatch[1] ?? '');
+      const versions = bySubject.get(subject);
+      if (versions === undefined || versions.size === 0) send(res, 404, { error_code: 40401, message: `Subject '${subject}' not found.` });
+      else send(res, 200, [...versions.keys()].sort((a, b) => a - b));
       return;
     }
     const versionMatch = /^\/subjects\/([^/]+)\/versions\/([^/]+)\/?$/.exec(path);
