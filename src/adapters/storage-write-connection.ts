@@ -116,6 +116,9 @@ export class StorageWriteConnection {
     const next = this.pending.shift();
     if (!next) return;
     const error = raw.error && typeof raw.error.code === 'number' && raw.error.code !== 0 ? { code: raw.error.code, message: raw.error.message ?? '' } : undefined;
+    // Whether a failed first request left the writer schema with the server is not documented:
+    // after any failed append the next request carries it again (a few hundred bytes).
+    if (error) this.schemaSent = false;
     next.resolve({
       ...(error ? { error } : {}),
       rowErrors: (raw.rowErrors ?? []).map((e) => ({ index: Number(String(e.index ?? -1)), message: e.message ?? '' })),

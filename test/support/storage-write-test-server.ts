@@ -666,6 +666,17 @@ class StorageServer implements StorageWriteTestServer {
     entry.table = parsed.table;
     state.table = parsed.table;
 
+    // The writer schema is read on receipt, so it holds for the connection even when this request then fails.
+    const received = request.protoRows?.writerSchema?.protoDescriptor;
+    const current = this.tables.tableSchema(parsed.table);
+    if (received && current) {
+      try {
+        state.writer = buildWriterSchema(received, current);
+      } catch {
+        // Judged below, after any injected fault.
+      }
+    }
+
     const broken = this.takeBreak(parsed.table);
     if (broken && !broken.afterCommit) {
       entry.injected = true;
