@@ -30,6 +30,8 @@ const metadataSchema = z
   })
   .strict();
 
+const writeApiSchema = z.enum(['storage-write', 'insert-all']);
+
 const routeSchema = z
   .object({
     match: z.array(z.string().min(1)).min(1),
@@ -39,6 +41,7 @@ const routeSchema = z
     maxInFlightBatches: z.number().int().min(1).max(64).default(4),
     unknownFields: z.enum(['dead-letter', 'drop']).default('dead-letter'),
     metadata: metadataSchema.default({}),
+    writeApi: writeApiSchema.optional().describe('The BigQuery write API of this route; unset: bigquery.writeApi.'),
   })
   .strict();
 
@@ -107,6 +110,16 @@ const configSchema = z
         timeoutMs: z.number().int().min(1000).default(60_000),
         /** How often a paused route checks whether its table is back. */
         probeIntervalMs: z.number().int().min(100).default(30_000),
+        writeApi: writeApiSchema
+          .default('insert-all')
+          .describe(
+            'How rows are written: storage-write (the Storage Write API default stream: at least once, billed per actual byte) or insert-all (tabledata.insertAll: best-effort insertId deduplication, each row billed as at least 1 KB).',
+          ),
+        storageApiEndpoint: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/, 'must be host:port')
+          .optional()
+          .describe('host:port of a Storage Write API endpoint reached in plaintext without authentication (local test servers); unset: Google\'s.'),
       })
       .strict()
       .default({}),
@@ -137,8 +150,12 @@ export interface TableConfig {
   tableId: string;
 }
 
-export interface ResolvedRoute extends Omit<RouteConfig, 'table' | 'subscription'> {
+export type WriteApi = z.output<typeof writeApiSchema>;
+
+export interface ResolvedRoute extends Omit<RouteConfig, 'table' | 'subscription' | 'writeApi'> {
   name: string;
+  /** The route's own write API, else `bigquery.writeApi`. */
+  writeApi: WriteApi;
   table: TableConfig;
   /** Full subscription path, when the route has a subscription of its own. */
   subscription?: string;
@@ -163,6 +180,7 @@ const ROUTE_TREE: KeyTree = {
   maxInFlightBatches: null,
   unknownFields: null,
   metadata: { messageId: null, publishTime: null, subscription: null, attributes: null },
+  writeApi: null,
 };
 const KEY_TREE: KeyTree = {
   projectId: null,
@@ -180,7 +198,7 @@ const KEY_TREE: KeyTree = {
   sink: null,
   duckdb: { path: null, tables: { '*': null } },
   flowControl: { maxMessages: null, maxBytes: null },
-  bigquery: { apiEndpoint: null, projectId: null, timeoutMs: null, probeIntervalMs: null },
+  bigquery: { apiEndpoint: null, projectId: null, timeoutMs: null, probeIntervalMs: null, writeApi: null, storageApiEndpoint: null },
   server: { port: null, host: null },
   shutdown: { drainTimeoutMs: null },
   log: { level: null },
@@ -321,7 +339,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
       datasetId: m?.[2] ?? '',
       tableId: m?.[3] ?? '',
     };
-    const resolved: ResolvedRoute = { ...route, name, table, subscription: undefined };
+    const resolved: ResolvedRoute = { ...route, name, table, subscription: undefined, writeApi: route.writeApi ?? parsed.bigquery.writeApi };
     if (route.subscription) resolved.subscription = subscriptionPath(projectId, route.subscription);
     routes.push(resolved);
   }
