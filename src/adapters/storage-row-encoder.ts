@@ -73,12 +73,14 @@ interface FieldPlan {
   readonly number: number;
   readonly kind: Kind;
   readonly repeated: boolean;
-  /** Tag bytes (field number and wire type), precomputed. */
-  readonly tag: Buffer;
+  /** The tag (field number and wire type), precomputed. */
+  readonly tagValue: number;
   readonly record: RecordPlan | undefined;
 }
 
 interface RecordPlan {
+  /** Column name as the table spells it -> field: the common case, no lower-casing. */
+  readonly exact: Map<string, FieldPlan>;
   /** Lower-cased column name -> field: BigQuery matches column names case-insensitively. */
   readonly byName: Map<string, FieldPlan>;
 }
@@ -169,6 +171,7 @@ function plan(schema: TableSchema, rootName: string): { descriptor: WriterDescri
   const build = (fields: TableField[], name: string, path: string): { descriptor: WriterDescriptor; plan: RecordPlan } => {
     const descriptor: WriterDescriptor = { name, field: [] };
     const byName = new Map<string, FieldPlan>();
+    const exact = new Map<string, FieldPlan>();
     fields.forEach((field, i) => {
       const where = path === '' ? field.name : `${path}.${field.name}`;
       if (!PROTO_NAME.test(field.name)) {
@@ -190,9 +193,11 @@ function plan(schema: TableSchema, rootName: string): { descriptor: WriterDescri
         entry.typeName = typeName;
       }
       descriptor.field.push(entry);
-      byName.set(field.name.toLowerCase(), { name: field.name, number, kind, repeated, tag: varintBytes(number * 8 + wireTypeOf(kind)), record });
+      const fieldPlan: FieldPlan = { name: field.name, number, kind, repeated, tagValue: number * 8 + wireTypeOf(kind), record };
+      byName.set(field.name.toLowerCase(), fieldPlan);
+      exact.set(field.name, fieldPlan);
     });
-    return { descriptor, plan: { byName } };
+    return { descriptor, plan: { exact, byName } };
   };
   const root = build(schema.fields, rootName, '');
   if (nested.length > 0) root.descriptor.nestedType = nested;
@@ -201,6 +206,30 @@ function plan(schema: TableSchema, rootName: string): { descriptor: WriterDescri
 
 // ---------------------------------------------------------------------------------------------
 // Writing
+//
+// The happy path allocates nothing but the row's output buffer: rows are written into one reused
+// scratch buffer, and field paths for error messages are only built when a value fails.
+
+/** A value its column cannot hold, or a column the writer lacks; the path is filled in on the way out. */
+class EncodeProblem extends Error {
+  readonly path: Array<string | number> = [];
+  constructor(
+    readonly code: 'ROW_INVALID' | 'UNKNOWN_FIELD',
+    readonly problem: string,
+  ) {
+    super(problem);
+  }
+}
+
+function problem(text: string): never {
+  throw new EncodeProblem('ROW_INVALID', text);
+}
+
+function formatPath(path: ReadonlyArray<string | number>): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
+  return out;
+}
 
 /** A growable output buffer; nested messages reserve one length byte and shift if they need more. */
 class ByteWriter {
@@ -208,12 +237,12 @@ class ByteWriter {
   pos = 0;
 
   constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+    this.buf = Buffer.allocUnsafeSlow(size);
   }
 
   ensure(extra: number): void {
     if (this.pos + extra <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + extra));
+    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + extra));
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }
@@ -226,25 +255,27 @@ class ByteWriter {
 
   varint32(value: number): void {
     this.ensure(5);
+    const buf = this.buf;
     let v = value >>> 0;
     while (v > 0x7f) {
-      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      buf[this.pos++] = (v & 0x7f) | 0x80;
       v >>>= 7;
     }
-    this.buf[this.pos++] = v;
+    buf[this.pos++] = v;
   }
 
   /** A 64-bit varint from its two's-complement halves (unsigned 32-bit each). */
   varint64(lo: number, hi: number): void {
     this.ensure(10);
+    const buf = this.buf;
     let l = lo >>> 0;
     let h = hi >>> 0;
     while (h > 0 || l > 0x7f) {
-      this.buf[this.pos++] = (l & 0x7f) | 0x80;
+      buf[this.pos++] = (l & 0x7f) | 0x80;
       l = ((l >>> 7) | (h << 25)) >>> 0;
       h >>>= 7;
     }
-    this.buf[this.pos++] = l;
+    buf[this.pos++] = l;
   }
 
   double(value: number): void {
@@ -254,24 +285,32 @@ class ByteWriter {
   }
 
   string(value: string): void {
-    const max = value.length * 3;
-    if (max < 128) {
-      // One length byte is enough: write the text after it and fill the byte in.
-      this.ensure(max + 1);
-      const written = this.buf.write(value, this.pos + 1, 'utf8');
-      this.buf[this.pos] = written;
-      this.pos += written + 1;
-      return;
+    const n = value.length;
+    if (n < 128) {
+      // Short strings are mostly ASCII: copy the code units in JS, cheaper than a call into the
+      // UTF-8 encoder; up to 127 bytes need one length byte.
+      this.ensure(n * 3 + 1);
+      const buf = this.buf;
+      const start = this.pos;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + 1 + i] = c;
+      }
+      if (i === n || n <= 42) {
+        // 42 UTF-16 units take at most 126 UTF-8 bytes: the length still fits one byte.
+        const written = i === n ? n : i + buf.write(value.slice(i), start + 1 + i, 'utf8');
+        buf[start] = written;
+        this.pos = start + 1 + written;
+        return;
+      }
     }
     const length = Buffer.byteLength(value, 'utf8');
     this.varint32(length);
     this.ensure(length);
     this.buf.write(value, this.pos, 'utf8');
     this.pos += length;
-  }
-
-  finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
   }
 }
 
@@ -307,24 +346,22 @@ function writeInt64Big(w: ByteWriter, value: bigint): void {
   w.varint64(Number(bits & 0xffffffffn), Number(bits >> 32n));
 }
 
-type Fail = (problem: string) => never;
-
-function encodeInt64(w: ByteWriter, value: RowValue, fail: Fail): void {
+function encodeInt64(w: ByteWriter, value: RowValue): void {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) fail(`${value} is not an exact integer (integers beyond 2^53 travel as decimal strings)`);
+    if (!Number.isSafeInteger(value)) problem(`${value} is not an exact integer (integers beyond 2^53 travel as decimal strings)`);
     writeInt64Number(w, value);
     return;
   }
   if (typeof value === 'string' && INTEGER_TEXT.test(value)) {
     const big = BigInt(value);
-    if (big < INT64_MIN || big > INT64_MAX) fail(`${value} is outside INT64`);
+    if (big < INT64_MIN || big > INT64_MAX) problem(`${value} is outside INT64`);
     writeInt64Big(w, big);
     return;
   }
-  fail(`expected an integer, got ${JSON.stringify(value)}`);
+  problem(`expected an integer, got ${JSON.stringify(value)}`);
 }
 
-function encodeDouble(w: ByteWriter, value: RowValue, fail: Fail): void {
+function encodeDouble(w: ByteWriter, value: RowValue): void {
   if (typeof value === 'number') {
     w.double(value);
     return;
@@ -336,14 +373,14 @@ function encodeDouble(w: ByteWriter, value: RowValue, fail: Fail): void {
       return;
     }
   }
-  fail(`expected a number, got ${JSON.stringify(value)}`);
+  problem(`expected a number, got ${JSON.stringify(value)}`);
 }
 
-function encodeBool(w: ByteWriter, value: RowValue, fail: Fail): void {
+function encodeBool(w: ByteWriter, value: RowValue): void {
   let b: boolean;
   if (typeof value === 'boolean') b = value;
   else if (typeof value === 'string' && /^(true|false)$/i.test(value)) b = value.toLowerCase() === 'true';
-  else return fail(`expected a boolean, got ${JSON.stringify(value)}`);
+  else return problem(`expected a boolean, got ${JSON.stringify(value)}`);
   w.varint32(b ? 1 : 0);
 }
 
@@ -361,64 +398,88 @@ export function daysFromCivil(year: number, month: number, day: number): number 
 function validDate(year: number, month: number, day: number): boolean {
   if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1) return false;
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  const length = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  const length = month === 2 ? (leap ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
   return day <= length;
 }
 
 const DATE_TEXT = /^(\d{4})-(\d{1,2})-(\d{1,2})$/;
-/** The converter writes "YYYY-MM-DDTHH:MM:SS.ffffffZ"; a space, fewer digits and a +HH:MM offset are also read. */
+/** Anything but the converter's "YYYY-MM-DDTHH:MM:SS.ffffffZ": a space, fewer digits, a zero offset. */
 const TIMESTAMP_TEXT = /^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|[+-]00:?00| UTC)?$/;
 const MICROS_PER_DAY = 86_400_000_000;
 /** Beyond this many days from 1970, days × micros-per-day leaves the exact range of a double. */
 const SAFE_DAYS = 104_000;
 
-function encodeDate(w: ByteWriter, value: RowValue, fail: Fail): void {
+/** Digits at fixed positions of the converter's canonical form, read without a regex or substrings. */
+function digits(s: string, from: number, count: number): number {
+  let n = 0;
+  for (let i = from; i < from + count; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function encodeDate(w: ByteWriter, value: RowValue): void {
   const m = typeof value === 'string' ? DATE_TEXT.exec(value) : null;
-  if (m === null) return fail(`expected a date "YYYY-MM-DD", got ${JSON.stringify(value)}`);
+  if (m === null) return problem(`expected a date "YYYY-MM-DD", got ${JSON.stringify(value)}`);
   const year = Number(m[1]);
   const month = Number(m[2]);
   const day = Number(m[3]);
-  if (!validDate(year, month, day)) fail(`${String(value)} is not a date between 0001-01-01 and 9999-12-31`);
+  if (!validDate(year, month, day)) problem(`${String(value)} is not a date between 0001-01-01 and 9999-12-31`);
   writeInt64Number(w, daysFromCivil(year, month, day));
 }
 
-function encodeTimestamp(w: ByteWriter, value: RowValue, fail: Fail): void {
-  if (typeof value === 'number') {
-    // insertAll reads a number as seconds since the epoch.
-    const micros = Math.round(value * 1_000_000);
-    if (!Number.isSafeInteger(micros)) fail(`${value} is not a timestamp in range`);
-    writeInt64Number(w, micros);
-    return;
-  }
-  const m = typeof value === 'string' ? TIMESTAMP_TEXT.exec(value) : null;
-  if (m === null) return fail(`expected a timestamp "YYYY-MM-DDTHH:MM:SS.ffffffZ", got ${JSON.stringify(value)}`);
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = Number(m[4]);
-  const minute = Number(m[5]);
-  const second = Number(m[6]);
-  if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) fail(`${String(value)} is not a timestamp in range`);
-  const fraction = m[7] === undefined ? 0 : Number(m[7].padEnd(6, '0'));
+function writeMicros(w: ByteWriter, year: number, month: number, day: number, hour: number, minute: number, second: number, fraction: number, text: string): void {
+  if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) problem(`${text} is not a timestamp in range`);
   const days = daysFromCivil(year, month, day);
   const ofDay = ((hour * 60 + minute) * 60 + second) * 1_000_000 + fraction;
   if (days > -SAFE_DAYS && days < SAFE_DAYS) writeInt64Number(w, days * MICROS_PER_DAY + ofDay);
   else writeInt64Big(w, BigInt(days) * BigInt(MICROS_PER_DAY) + BigInt(ofDay));
 }
 
+function encodeTimestamp(w: ByteWriter, value: RowValue): void {
+  if (typeof value === 'number') {
+    // insertAll reads a number as seconds since the epoch.
+    const micros = Math.round(value * 1_000_000);
+    if (!Number.isSafeInteger(micros)) problem(`${value} is not a timestamp in range`);
+    writeInt64Number(w, micros);
+    return;
+  }
+  if (typeof value !== 'string') return problem(`expected a timestamp, got ${JSON.stringify(value)}`);
+  // The converter's form: YYYY-MM-DDTHH:MM:SS.ffffffZ (27 characters).
+  if (value.length === 27 && value.charCodeAt(10) === 84 && value.charCodeAt(26) === 90 && value.charCodeAt(19) === 46) {
+    const year = digits(value, 0, 4);
+    const month = digits(value, 5, 2);
+    const day = digits(value, 8, 2);
+    const hour = digits(value, 11, 2);
+    const minute = digits(value, 14, 2);
+    const second = digits(value, 17, 2);
+    const fraction = digits(value, 20, 6);
+    if (year >= 0 && month >= 0 && day >= 0 && hour >= 0 && minute >= 0 && second >= 0 && fraction >= 0 && value.charCodeAt(4) === 45 && value.charCodeAt(7) === 45 && value.charCodeAt(13) === 58 && value.charCodeAt(16) === 58) {
+      writeMicros(w, year, month, day, hour, minute, second, fraction, value);
+      return;
+    }
+  }
+  const m = TIMESTAMP_TEXT.exec(value);
+  if (m === null) return problem(`expected a timestamp "YYYY-MM-DDTHH:MM:SS.ffffffZ", got ${JSON.stringify(value)}`);
+  const fraction = m[7] === undefined ? 0 : Number(m[7].padEnd(6, '0'));
+  writeMicros(w, Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), fraction, value);
+}
+
 const BASE64_TEXT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function encodeBytes(w: ByteWriter, value: RowValue, fail: Fail): void {
-  if (typeof value !== 'string' || !BASE64_TEXT.test(value)) return fail('expected base64 text');
+function encodeBytes(w: ByteWriter, value: RowValue): void {
+  if (typeof value !== 'string' || !BASE64_TEXT.test(value)) return problem('expected base64 text');
   const data = Buffer.from(value, 'base64');
   w.varint32(data.length);
   w.bytes(data);
 }
 
-function encodeString(w: ByteWriter, value: RowValue, fail: Fail): void {
+function encodeString(w: ByteWriter, value: RowValue): void {
   if (typeof value === 'string') w.string(value);
   else if (typeof value === 'number' || typeof value === 'boolean') w.string(String(value));
-  else fail(`expected a string, got ${Array.isArray(value) ? 'an array' : 'an object'}`);
+  else problem(`expected a string, got ${Array.isArray(value) ? 'an array' : 'an object'}`);
 }
 
 function encodeJson(w: ByteWriter, value: RowValue): void {
@@ -429,56 +490,70 @@ function isRow(value: RowValue): value is Row {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function encodeRecord(w: ByteWriter, row: Row, plan: RecordPlan, path: string): void {
+function lookup(plan: RecordPlan, key: string): FieldPlan | undefined {
+  return plan.exact.get(key) ?? plan.byName.get(key.toLowerCase());
+}
+
+function encodeRecord(w: ByteWriter, row: Row, plan: RecordPlan): void {
   for (const key in row) {
     const value = row[key] as RowValue;
-    const field = plan.byName.get(key.toLowerCase()) ?? plan.byName.get(key);
-    const where = path === '' ? key : `${path}.${key}`;
-    if (field === undefined) throw new TributaryError('UNKNOWN_FIELD', `no such field: ${where}.`);
-    if (value === null) continue;
-    if (field.repeated) {
-      if (!Array.isArray(value)) throw new TributaryError('ROW_INVALID', `field "${where}": a REPEATED column takes an array`);
-      for (let i = 0; i < value.length; i++) {
-        const item = value[i] as RowValue;
-        if (item === null) throw new TributaryError('ROW_INVALID', `field "${where}[${i}]": arrays cannot hold NULL`);
-        encodeField(w, field, item, `${where}[${i}]`);
+    const field = lookup(plan, key);
+    try {
+      if (field === undefined) throw new EncodeProblem('UNKNOWN_FIELD', 'no such field');
+      if (value === null) continue;
+      if (field.repeated) {
+        if (!Array.isArray(value)) problem('a REPEATED column takes an array');
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i] as RowValue;
+          try {
+            if (item === null) problem('arrays cannot hold NULL');
+            encodeField(w, field, item);
+          } catch (err) {
+            if (err instanceof EncodeProblem) err.path.unshift(i);
+            throw err;
+          }
+        }
+      } else {
+        if (Array.isArray(value) && field.kind !== 'json') problem('an array for a column that is not REPEATED');
+        encodeField(w, field, value);
       }
-    } else {
-      if (Array.isArray(value) && field.kind !== 'json') throw new TributaryError('ROW_INVALID', `field "${where}": an array for a column that is not REPEATED`);
-      encodeField(w, field, value, where);
+    } catch (err) {
+      if (err instanceof EncodeProblem) err.path.unshift(key);
+      throw err;
     }
   }
 }
 
-function encodeField(w: ByteWriter, field: FieldPlan, value: RowValue, where: string): void {
-  const fail: Fail = (problem) => {
-    throw new TributaryError('ROW_INVALID', `field "${where}": ${problem}`);
-  };
-  w.bytes(field.tag);
+function encodeField(w: ByteWriter, field: FieldPlan, value: RowValue): void {
+  const tag = field.tagValue;
+  if (tag < 0x80) {
+    w.ensure(1);
+    w.buf[w.pos++] = tag;
+  } else w.varint32(tag);
   switch (field.kind) {
     case 'int64':
-      return encodeInt64(w, value, fail);
+      return encodeInt64(w, value);
     case 'double':
-      return encodeDouble(w, value, fail);
+      return encodeDouble(w, value);
     case 'bool':
-      return encodeBool(w, value, fail);
+      return encodeBool(w, value);
     case 'timestamp':
-      return encodeTimestamp(w, value, fail);
+      return encodeTimestamp(w, value);
     case 'date':
-      return encodeDate(w, value, fail);
+      return encodeDate(w, value);
     case 'bytes':
-      return encodeBytes(w, value, fail);
+      return encodeBytes(w, value);
     case 'string':
-      return encodeString(w, value, fail);
+      return encodeString(w, value);
     case 'json':
       return encodeJson(w, value);
     case 'record': {
-      if (!isRow(value)) return fail('expected a record (an object)');
+      if (!isRow(value)) return problem('expected a record (an object)');
       // Reserve one length byte; a longer message moves its bytes up to make room for the varint.
       w.ensure(1);
       const lengthAt = w.pos;
       w.pos += 1;
-      encodeRecord(w, value, field.record as RecordPlan, where);
+      encodeRecord(w, value, field.record as RecordPlan);
       const length = w.pos - lengthAt - 1;
       if (length < 128) {
         w.buf[lengthAt] = length;
@@ -497,15 +572,25 @@ function encodeField(w: ByteWriter, field: FieldPlan, value: RowValue, where: st
 /** Compiles the writer schema of a table once; encode rows with it as often as needed. */
 export function createStorageRowEncoder(schema: TableSchema, rootName = 'tributary_row'): StorageRowEncoder {
   const { descriptor, root } = plan(schema, rootName);
-  let sizeHint = 256;
+  // One scratch buffer per encoder, reused row after row; each row leaves with an exact-size copy.
+  const scratch = new ByteWriter(64 * 1024);
   return {
     descriptor,
     encode(row: Row): Buffer {
-      const w = new ByteWriter(sizeHint);
-      encodeRecord(w, row, root, '');
-      // Start the next row with room for this one: most rows of a table have a similar size.
-      if (w.pos > sizeHint) sizeHint = Math.min(w.pos * 2, 1 << 20);
-      return w.finish();
+      scratch.pos = 0;
+      try {
+        encodeRecord(scratch, row, root);
+      } catch (err) {
+        if (!(err instanceof EncodeProblem)) throw err;
+        const path = formatPath(err.path);
+        if (err.code === 'UNKNOWN_FIELD') throw new TributaryError('UNKNOWN_FIELD', `no such field: ${path}.`);
+        throw new TributaryError('ROW_INVALID', `field "${path}": ${err.problem}`);
+      }
+      const out = Buffer.allocUnsafe(scratch.pos);
+      scratch.buf.copy(out, 0, 0, scratch.pos);
+      // A huge row grew the scratch buffer: let it go rather than hold it for the encoder's life.
+      if (scratch.buf.length > 1 << 22) scratch.buf = Buffer.allocUnsafeSlow(64 * 1024);
+      return out;
     },
   };
 }
@@ -525,14 +610,19 @@ export function storageRowSizeBound(row: Row): number {
 const TAG_BOUND = 3;
 const LENGTH_BOUND = 5;
 
+/** UTF-8 bytes of a string, or a bound (3 per UTF-16 unit): short strings are scanned in JS. */
+function utf8Bound(value: string): number {
+  const n = value.length;
+  if (n >= 64) return Buffer.byteLength(value, 'utf8');
+  for (let i = 0; i < n; i++) if (value.charCodeAt(i) >= 0x80) return n * 3;
+  return n;
+}
+
 function valueBound(value: RowValue): number {
   if (value === null) return 0;
   switch (typeof value) {
-    case 'string': {
-      // A string's UTF-8 size is at most 3 bytes per UTF-16 unit; measure only when that matters.
-      const text = value.length * 3 + LENGTH_BOUND <= 10 ? 10 : Buffer.byteLength(value, 'utf8') + LENGTH_BOUND;
-      return TAG_BOUND + Math.max(10, text);
-    }
+    case 'string':
+      return TAG_BOUND + Math.max(10, utf8Bound(value) + LENGTH_BOUND);
     case 'number':
     case 'boolean':
       // A number in a STRING column is written as its text: up to 24 characters.
