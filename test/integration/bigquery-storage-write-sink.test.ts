@@ -373,6 +373,21 @@ describe('Storage Write sink: schema changes', () => {
     expect(rest.rows(table).at(-1)?.json).toEqual({ id: 'three', n: null, added: '9007199254740993' });
   });
 
+  it('while the write path does not know a new column yet, rows are held (thrown as transient), then land with it', async () => {
+    const table = newTable(simple);
+    await sink.write(table, prepared([{ id: 'before' }]));
+    const grown: TableSchema = { fields: [...simple.fields, { name: 'added', type: 'STRING' }] };
+    rest.setSchema(table, grown);
+    storage.lagSchema(table, simple);
+    const held = await failureOf(sink.write(table, prepared([{ id: 'held', added: 'kept' }])));
+    expect(held.code).toBe('BIGQUERY_UNAVAILABLE');
+    expect(held.message).toContain('more fields than BigQuery schema');
+    expect(ids(table)).toEqual(['before']);
+    storage.lagSchema(table, null);
+    expect((await sink.write(table, prepared([{ id: 'held', added: 'kept' }]))).failures).toEqual([]);
+    expect(rest.rows(table).at(-1)?.json).toEqual({ id: 'held', n: null, added: 'kept' });
+  });
+
   it('a nested column added inside a RECORD lands too', async () => {
     const nested: TableSchema = { fields: [{ name: 'id', type: 'STRING' }, { name: 'r', type: 'RECORD', fields: [{ name: 'a', type: 'STRING' }] }] };
     const table = newTable(nested);

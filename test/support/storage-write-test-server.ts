@@ -99,6 +99,11 @@ export interface StorageWriteTestServer {
   rejectRow(fn: StorageRowRejectFn | null): void;
   /** Stops reporting updated_schema, as when the backend has not caught up with a change yet. */
   reportSchemaUpdates(enabled: boolean): void;
+  /**
+   * Makes the write path judge a table by an older schema than tables.get shows (null: catch up),
+   * as BigQuery's streaming backend does for a while after a column is added.
+   */
+  lagSchema(table: TableRef, schema: TableSchema | null): void;
   waitForRequests(count: number, timeoutMs: number): Promise<void>;
   clearRequests(): void;
   resetFaults(): void;
@@ -460,6 +465,7 @@ class StorageServer implements StorageWriteTestServer {
   private latencyMs = 0;
   private rejectFn: StorageRowRejectFn | null = null;
   private schemaUpdates = true;
+  private readonly lagging = new Map<string, TableSchema>();
 
   constructor(options: StorageWriteTestServerOptions) {
     this.tables = options.tables;
@@ -528,6 +534,19 @@ class StorageServer implements StorageWriteTestServer {
     this.requests.length = 0;
   }
 
+  lagSchema(table: TableRef, schema: TableSchema | null): void {
+    const key = `${table.projectId}:${table.datasetId}.${table.tableId}`;
+    if (schema) this.lagging.set(key, structuredClone(schema));
+    else this.lagging.delete(key);
+  }
+
+  /** The schema the write path judges by: the table's, unless it is made to lag. */
+  private writeSchema(table: TableRef): TableSchema | undefined {
+    const current = this.tables.tableSchema(table);
+    if (!current) return undefined;
+    return this.lagging.get(`${table.projectId}:${table.datasetId}.${table.tableId}`) ?? current;
+  }
+
   resetFaults(): void {
     this.faults = [];
     this.breaks = [];
@@ -535,6 +554,7 @@ class StorageServer implements StorageWriteTestServer {
     this.latencyMs = 0;
     this.rejectFn = null;
     this.schemaUpdates = true;
+    this.lagging.clear();
   }
 
   waitForRequests(count: number, timeoutMs: number): Promise<void> {
@@ -668,7 +688,7 @@ class StorageServer implements StorageWriteTestServer {
 
     // The writer schema is read on receipt, so it holds for the connection even when this request then fails.
     const received = request.protoRows?.writerSchema?.protoDescriptor;
-    const current = this.tables.tableSchema(parsed.table);
+    const current = this.writeSchema(parsed.table);
     if (received && current) {
       try {
         state.writer = buildWriterSchema(received, current);
@@ -688,7 +708,7 @@ class StorageServer implements StorageWriteTestServer {
       return fail(fault.code, fault.message ?? `injected ${grpc.status[fault.code]}`, fault.mode);
     }
 
-    const schema = this.tables.tableSchema(parsed.table);
+    const schema = this.writeSchema(parsed.table);
     if (!schema) {
       const t = parsed.table;
       return fail(grpc.status.NOT_FOUND, `Not found: Table ${t.projectId}:${t.datasetId}.${t.tableId}`);
