@@ -254,7 +254,8 @@ export class BigQueryStorageWriteSink implements Sink {
       previous.stale = false;
       return previous;
     }
-    previous?.connection.close();
+    // Appends of other batches may still be in flight on the old stream: let them finish.
+    previous?.connection.retire();
     const streamName = `projects/${table.projectId}/datasets/${table.datasetId}/tables/${table.tableId}/streams/_default`;
     const connection = new StorageWriteConnection(
       (headers) => this.client.appendRows({ otherArgs: { headers } }) as unknown as Duplex,

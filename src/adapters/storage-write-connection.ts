@@ -54,6 +54,7 @@ export class StorageWriteConnection {
   private readonly pending: Pending[] = [];
   private schemaSent = false;
   private failure: StreamFailure | undefined;
+  private retiring = false;
 
   constructor(
     open: OpenAppendStream,
@@ -74,7 +75,7 @@ export class StorageWriteConnection {
   }
 
   get usable(): boolean {
-    return this.failure === undefined;
+    return this.failure === undefined && !this.retiring;
   }
 
   get inFlight(): number {
@@ -83,6 +84,7 @@ export class StorageWriteConnection {
 
   append(rows: readonly Buffer[], timeoutMs: number): Promise<AppendResponse> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.retiring) return Promise.reject(new StreamFailure('connection retired: the writer schema changed', UNAVAILABLE));
     const request: Record<string, unknown> = {
       writeStream: this.streamName,
       protoRows: this.schemaSent ? { rows: { serializedRows: rows } } : { writerSchema: { protoDescriptor: this.descriptor }, rows: { serializedRows: rows } },
@@ -112,6 +114,12 @@ export class StorageWriteConnection {
     this.fail(new StreamFailure('connection closed by the writer', UNAVAILABLE));
   }
 
+  /** Takes no more appends and closes once those in flight are answered (a writer schema changed). */
+  retire(): void {
+    this.retiring = true;
+    if (this.pending.length === 0) this.close();
+  }
+
   private answer(raw: RawResponse): void {
     const next = this.pending.shift();
     if (!next) return;
@@ -124,6 +132,7 @@ export class StorageWriteConnection {
       rowErrors: (raw.rowErrors ?? []).map((e) => ({ index: Number(String(e.index ?? -1)), message: e.message ?? '' })),
       schemaUpdated: (raw.updatedSchema?.fields?.length ?? 0) > 0,
     });
+    if (this.retiring && this.pending.length === 0) this.close();
   }
 
   private fail(failure: StreamFailure): void {

@@ -388,6 +388,19 @@ describe('Storage Write sink: schema changes', () => {
     expect(rest.rows(table).at(-1)?.json).toEqual({ id: 'held', n: null, added: 'kept' });
   });
 
+  it('a new writer schema does not fail appends still in flight on the old connection', async () => {
+    const table = newTable(simple);
+    await sink.write(table, prepared([{ id: 'warm' }]));
+    storage.setLatency(200);
+    const inFlight = sink.write(table, prepared([{ id: 'old' }]));
+    rest.setSchema(table, { fields: [...simple.fields, { name: 'added', type: 'STRING' }] });
+    const withNewField = sink.write(table, prepared([{ id: 'new', added: 'v' }]));
+    const outcomes = await Promise.all([inFlight, withNewField]);
+    expect(outcomes.map((o) => o.failures)).toEqual([[], []]);
+    expect(ids(table).sort()).toEqual(['new', 'old', 'warm']);
+    expect(new Set(storage.requests.map((r) => r.connection)).size).toBe(2);
+  });
+
   it('a nested column added inside a RECORD lands too', async () => {
     const nested: TableSchema = { fields: [{ name: 'id', type: 'STRING' }, { name: 'r', type: 'RECORD', fields: [{ name: 'a', type: 'STRING' }] }] };
     const table = newTable(nested);
