@@ -11,6 +11,7 @@ import { TributaryError } from '../../src/errors.js';
 import { startBigQueryTestServer, type BigQueryTestServer } from '../support/bigquery-test-server.js';
 import { accessRecord, accessV1, accessV2, audit, auditRecord, metric, metricRecord, tableSchemaFor } from '../support/log-schemas.js';
 import { startStorageWriteTestServer, type StorageWriteTestServer } from '../support/storage-write-test-server.js';
+import { until } from '../support/until.js';
 
 process.env['METADATA_SERVER_DETECTION'] = 'none';
 
@@ -198,6 +199,29 @@ describe('Storage Write sink: connections', () => {
     expect(ids(table)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
     expect(storage.connectionCount - before).toBe(1);
     expect(new Set(storage.requests.map((r) => r.connection)).size).toBe(1);
+  });
+
+  it('survives a stream the server closes while idle (no crash) and writes on a new one', async () => {
+    const table = newTable(simple);
+    const failures: Error[] = [];
+    const observed = createStorageWriteSink({
+      projectId: PROJECT,
+      apiEndpoint: rest.url,
+      storageApiEndpoint: storage.endpoint,
+      timeoutMs: TIMEOUT_MS,
+      onConnectionFailure: (_table, err) => failures.push(err),
+    });
+    try {
+      await observed.write(table, prepared([{ id: 'a' }]));
+      storage.closeStreams(14);
+      await until('the sink to see the stream close', () => failures.length > 0, 5_000);
+      expect(failures[0]?.message).toContain('inactive');
+      await observed.write(table, prepared([{ id: 'b' }]));
+      expect(ids(table)).toEqual(['a', 'b']);
+      expect(new Set(storage.requests.map((r) => r.connection)).size).toBe(2);
+    } finally {
+      await observed.close?.();
+    }
   });
 
   it('sends concurrent writes on the one connection and matches each answer to its write', async () => {

@@ -104,6 +104,8 @@ export interface StorageWriteTestServer {
    * as BigQuery's streaming backend does for a while after a column is added.
    */
   lagSchema(table: TableRef, schema: TableSchema | null): void;
+  /** Ends every open AppendRows stream with this status, as BigQuery does to idle or moved streams. */
+  closeStreams(code: grpc.status, message?: string): void;
   waitForRequests(count: number, timeoutMs: number): Promise<void>;
   clearRequests(): void;
   resetFaults(): void;
@@ -532,6 +534,10 @@ class StorageServer implements StorageWriteTestServer {
 
   clearRequests(): void {
     this.requests.length = 0;
+  }
+
+  closeStreams(code: grpc.status, message = 'Closing the stream because it has been inactive'): void {
+    for (const call of [...this.calls]) call.emit('error', { code, details: message });
   }
 
   lagSchema(table: TableRef, schema: TableSchema | null): void {
