@@ -137,7 +137,7 @@ export class BigQueryStorageWriteSink implements Sink {
     } catch (err) {
       if (err instanceof StreamFailure) {
         // A stream closed for INVALID_ARGUMENT refused the writer schema: read the table's again.
-        if (err.code === GRPC.INVALID_ARGUMENT) writer.stale = true;
+        if (err.code === GRPC.INVALID_ARGUMENT || err.code === GRPC.NOT_FOUND) writer.stale = true;
         throw classifyAppendError(err.code, err.message, table, err);
       }
       throw new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: append failed: ${String(err)}`, { cause: err });
@@ -179,7 +179,10 @@ export class BigQueryStorageWriteSink implements Sink {
       // judged by itself. Halving ends; a resend of the same request would not.
       throw new TributaryError('REQUEST_TOO_LARGE', `${formatTableRef(table)}: request refused without row errors, splitting it: ${message}`);
     }
-    throw classifyAppendError(code, message, table);
+    const error = classifyAppendError(code, message, table);
+    // A table that is gone may come back with another schema: read it again when it does.
+    if (error.code === 'TABLE_NOT_FOUND') writer.stale = true;
+    throw error;
   }
 
   async close(): Promise<void> {

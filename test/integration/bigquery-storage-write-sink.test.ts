@@ -314,6 +314,10 @@ describe('Storage Write sink: append errors', () => {
     await sink.write(table, prepared([{ id: 'a' }]));
     rest.deleteTable(table);
     expect((await failureOf(sink.write(table, prepared([{ id: 'b' }])))).code).toBe('TABLE_NOT_FOUND');
+    // Recreated with another type for a column: the writer reads the new schema.
+    rest.createTable(table, { fields: [simple.fields[0] as never, { name: 'n', type: 'STRING' }] });
+    expect((await sink.write(table, prepared([{ id: 'c', n: 'text now' }]))).failures).toEqual([]);
+    expect(rest.rows(table).map((r) => r.json)).toEqual([{ id: 'c', n: 'text now' }]);
   });
 
   it('a broken stream after the rows were stored: thrown as transient; the retry duplicates, nothing is lost', async () => {
