@@ -29,6 +29,7 @@ const FLOW_CONTROL = 2_000;
  * (build the insertAll body) and answers at once.
  */
 class SerializingSink implements Sink {
+  readonly name = 'insert-all';
   bytes = 0;
   requests = 0;
   private readonly insertAll: BigQuerySink;
@@ -118,7 +119,7 @@ routes:
   );
   const sink = new SerializingSink(tables);
   // The Pub/Sub client is only handed over for the schema service, which a directory registry never calls.
-  const pipeline = createPipeline(config, { logger: silent, sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'bench-project' }), metrics: new Metrics() });
+  const pipeline = createPipeline(config, { logger: silent, sinks: sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'bench-project' }), metrics: new Metrics() });
   return { pipeline, sink };
 }
 

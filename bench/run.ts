@@ -6,13 +6,14 @@ import { runFramingCost } from './framing-cost.js';
 import { describeMachine, Results } from './lib/report.js';
 import { runPipelineThroughput } from './pipeline-throughput.js';
 import { runWireSize } from './wire-size.js';
+import { runWriteApiCost } from './write-api-cost.js';
 
 /*
  * `npm run bench`: every section in one process, side by side, results printed as a table, as one
  * `BENCH <name> <value> <unit>` line per figure, and as JSON under bench/results/.
  *
  * Knobs (environment), so that development runs stay short:
- *   BENCH_SECTIONS          comma-separated section numbers to run (default: all, 1-7)
+ *   BENCH_SECTIONS          comma-separated section numbers to run (default: all, 1-8)
  *   BENCH_ROUNDS            rounds of the micro-benchmarks, medians over them (default 7)
  *   BENCH_ROUND_MS          time per workload per round in section 2 (default 300)
  *   BENCH_PIPELINE_MESSAGES messages per round in section 3 (default 100000)
@@ -35,7 +36,7 @@ function intEnv(name: string, fallback: number): number {
 }
 
 async function main(): Promise<void> {
-  const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7').split(',').map((s) => Number(s.trim())));
+  const sections = new Set((process.env.BENCH_SECTIONS ?? '1,2,3,4,5,6,7,8').split(',').map((s) => Number(s.trim())));
   const rounds = intEnv('BENCH_ROUNDS', 7);
   const machine = describeMachine();
   const started = new Date();
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
     await runDecodeCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
     await runFramingCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
   }
+  if (sections.has(8)) runWriteApiCost(results, { rounds, roundMs: intEnv('BENCH_ROUND_MS', 300) });
   if (sections.has(3)) await runPipelineThroughput(results, { rounds, messages: intEnv('BENCH_PIPELINE_MESSAGES', 100_000) });
   if ([4, 5, 6, 7].some((s) => sections.has(s))) {
     await runEndToEnd(results, {

@@ -3,15 +3,17 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
 import { BigQuerySink } from './adapters/bigquery-sink.js';
+import { createStorageWriteSink } from './adapters/bigquery-storage-write-sink.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
 import { withFingerprintIndex } from './adapters/fingerprint-sources.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
-import { routeShare, type Config } from './config.js';
+import { routeShare, type Config, type ResolvedRoute } from './config.js';
 import { Dispatcher, type MetadataColumns } from './core/dispatcher.js';
 import { systemClock, type Clock, type DeadLetterPublisher, type Logger } from './core/ports.js';
 import { RoutePipeline } from './core/route/route-pipeline.js';
 import type { Sink } from './core/sink.js';
+import { formatTableRef } from './core/table-schema.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
 import { Settler } from './core/settler.js';
@@ -59,23 +61,63 @@ function createIdRegistry(config: Config, pubsub: PubSub, confluent: ConfluentSc
   }
 }
 
-/** The destination named by `sink`; DuckDB is loaded only when asked for (optional dependency). */
-export async function createSink(config: Config): Promise<Sink> {
+/** The sinks of the configured destination: one per write API in use, shared by the routes that use it. */
+export interface SinkSet {
+  forRoute(route: Pick<ResolvedRoute, 'writeApi'>): Sink;
+  close(): Promise<void>;
+}
+
+/** A sink given from outside (tests, the replay's caller): every route writes through it; it is not closed here. */
+export function oneSink(sink: Sink): SinkSet {
+  return { forRoute: () => sink, close: () => Promise.resolve() };
+}
+
+/**
+ * The destination named by `sink`: BigQuery through the write API each route asks for (the Storage
+ * Write API by default), or DuckDB, loaded only when asked for (optional dependency).
+ */
+export async function createSinks(config: Config, logger?: Logger): Promise<SinkSet> {
   if (config.sink === 'duckdb') {
     const { createDuckDbSink, DuckDbUnavailableError } = await import('./adapters/duckdb-sink.js');
+    let sink: Sink;
     try {
-      return await createDuckDbSink(config);
+      sink = await createDuckDbSink(config);
     } catch (err) {
       if (err instanceof DuckDbUnavailableError) throw new StartupError(err.message);
       throw err;
     }
+    return { forRoute: () => sink, close: () => sink.close?.() ?? Promise.resolve() };
   }
-  return new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
+  const projectId = config.bigquery.projectId ?? config.projectId;
+  const made = new Map<string, Sink>();
+  const make = (api: 'insert-all' | 'storage-write'): Sink => {
+    let sink = made.get(api);
+    if (sink === undefined) {
+      sink =
+        api === 'insert-all'
+          ? new BigQuerySink({ projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs })
+          : createStorageWriteSink({
+              projectId,
+              apiEndpoint: config.bigquery.apiEndpoint,
+              storageApiEndpoint: config.bigquery.storageApiEndpoint,
+              timeoutMs: config.bigquery.timeoutMs,
+              onConnectionFailure: (table, err) => logger?.warn({ table: formatTableRef(table), err: err.message }, 'Storage Write stream failed; reconnecting on the next write.'),
+            });
+      made.set(api, sink);
+    }
+    return sink;
+  };
+  return {
+    forRoute: (route) => make(route.writeApi ?? config.bigquery.writeApi),
+    close: async () => {
+      await Promise.allSettled([...made.values()].map((s) => s.close?.()));
+    },
+  };
 }
 
 export interface WorkerDeps {
   logger: Logger;
-  /** For tests: a sink other than BigQuery. */
+  /** For tests: a sink other than BigQuery, for every route. */
   sink?: Sink;
 }
 
@@ -88,7 +130,8 @@ export interface Pipeline {
 
 export interface PipelineDeps {
   logger: Logger;
-  sink: Sink;
+  /** Where each route writes: the configured sinks, or one sink for every route (tests). */
+  sinks: SinkSet | Sink;
   deadLetters: DeadLetterPublisher;
   /** The Pub/Sub schema service is reached through it. */
   pubsub: PubSub;
@@ -97,10 +140,20 @@ export interface PipelineDeps {
 }
 
 export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
-  const { logger, sink, metrics } = deps;
+  const { logger, metrics } = deps;
+  const sinks = 'forRoute' in deps.sinks ? deps.sinks : oneSink(deps.sinks);
   const clock = deps.clock ?? systemClock;
   const settler = new Settler(deps.deadLetters, metrics, clock, logger);
-  const validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
+  // Table schemas are read through the sink that writes the table, one cache per sink.
+  const validatorsOf = new Map<Sink, TableValidators>();
+  const validatorsFor = (sink: Sink): TableValidators => {
+    let validators = validatorsOf.get(sink);
+    if (validators === undefined) {
+      validators = new TableValidators(sink, TABLE_SCHEMA_TTL_MS, clock.now);
+      validatorsOf.set(sink, validators);
+    }
+    return validators;
+  };
   const schemas = new SchemaCache(createRegistry(config, deps.pubsub, clock.now, logger), config.registry.cacheMaxEntries, {
     hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
@@ -109,6 +162,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   metrics.watchSchemaCache(() => schemas.size);
   const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
   for (const route of config.routes) {
+    const sink = sinks.forRoute(route);
     const pipeline = new RoutePipeline(
       {
         name: route.name,
@@ -120,7 +174,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
         probeIntervalMs: config.bigquery.probeIntervalMs,
         maxUnsettledRows: routeShare(config, route),
       },
-      { sink, validators, settler, observer: metrics, clock, logger },
+      { sink, validators: validatorsFor(sink), settler, observer: metrics, clock, logger },
     );
     routes.set(route.name, { pipeline, metadata: route.metadata });
   }
@@ -143,10 +197,10 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   const { logger } = deps;
   const pubsub = new PubSub({ projectId: config.projectId });
   const metrics = new Metrics({ version: packageVersion() });
-  const sink = deps.sink ?? (await createSink(config));
+  const sinks = deps.sink ? oneSink(deps.sink) : await createSinks(config, logger);
   const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
   await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
-  const { dispatcher, routes } = createPipeline(config, { logger, sink, deadLetters, pubsub, metrics });
+  const { dispatcher, routes } = createPipeline(config, { logger, sinks, deadLetters, pubsub, metrics });
 
   const subscriptions = [...(config.subscription ? [config.subscription] : []), ...config.routes.flatMap((r) => (r.subscription ? [r.subscription] : []))];
   let reportLost: (lost: SourceLost) => void = () => undefined;
@@ -213,7 +267,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
       await deadLetters.close().catch(() => undefined);
       await pubsub.close().catch(() => undefined);
       // Only what the worker opened itself; a sink passed in belongs to the caller.
-      if (deps.sink === undefined) await sink.close?.().catch((err: unknown) => logger.warn({ err: String(err) }, 'Closing the sink failed.'));
+      await sinks.close().catch((err: unknown) => logger.warn({ err: String(err) }, 'Closing the sink failed.'));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       logger.info({ drained }, 'tributary stopped.');

@@ -63,6 +63,8 @@ const createTableSchema = z
   .strict()
   .refine((t) => t.expirationDays === undefined || t.partitioning !== undefined, { message: 'expirationDays needs partitioning', path: ['expirationDays'] });
 
+const writeApiSchema = z.enum(['storage-write', 'insert-all']);
+
 const routeSchema = z
   .object({
     match: z.array(z.string().min(1)).min(1).describe('Log types this route takes; a log type belongs to one route.'),
@@ -92,6 +94,7 @@ const routeSchema = z
       .default('off')
       .describe('add-columns: add the columns a new schema revision brings (NULLABLE or REPEATED) and relax REQUIRED columns that became nullable; incompatible changes are refused.'),
     createTable: createTableSchema.optional().describe('Create the table when it is missing, from the schema of the message that found it missing; without it a missing table pauses the route.'),
+    writeApi: writeApiSchema.optional().describe('The BigQuery write API of this route; unset: bigquery.writeApi.'),
   })
   .strict();
 
@@ -212,6 +215,16 @@ const baseConfigSchema = z
         projectId: z.string().min(1).optional().describe('Project of tables that name none. Default: `projectId`.'),
         timeoutMs: z.number().int().min(1000).default(60_000).describe('Per-request deadline; a timed-out insert is retried with the same insertIds.'),
         probeIntervalMs: z.number().int().min(100).default(30_000).describe("Longest wait between probes of a paused route's table."),
+        writeApi: writeApiSchema
+          .default('insert-all')
+          .describe(
+            'How rows are written: storage-write (the Storage Write API default stream: at least once, billed per actual byte) or insert-all (tabledata.insertAll: best-effort insertId deduplication, each row billed as at least 1 KB).',
+          ),
+        storageApiEndpoint: z
+          .string()
+          .regex(/^(?:\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/, 'must be host:port')
+          .optional()
+          .describe('host:port of a Storage Write API endpoint reached in plaintext without authentication (local test servers); unset: Google\'s.'),
       })
       .strict()
       .default({})
@@ -345,8 +358,12 @@ export interface TableConfig {
   tableId: string;
 }
 
-export interface ResolvedRoute extends Omit<RouteConfig, 'table' | 'subscription'> {
+export type WriteApi = z.output<typeof writeApiSchema>;
+
+export interface ResolvedRoute extends Omit<RouteConfig, 'table' | 'subscription' | 'writeApi'> {
   name: string;
+  /** The route's own write API, else `bigquery.writeApi`. */
+  writeApi: WriteApi;
   table: TableConfig;
   /** Full subscription path, when the route has a subscription of its own. */
   subscription?: string;
@@ -423,7 +440,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv, source = 'conf
       datasetId: m?.[2] ?? '',
       tableId: m?.[3] ?? '',
     };
-    const resolved: ResolvedRoute = { ...route, name, table, subscription: undefined };
+    const resolved: ResolvedRoute = { ...route, name, table, subscription: undefined, writeApi: route.writeApi ?? parsed.bigquery.writeApi };
     if (route.subscription) resolved.subscription = subscriptionPath(projectId, route.subscription);
     routes.push(resolved);
   }

@@ -38,6 +38,7 @@ export interface InsertAllResponse {
  */
 export class BigQuerySink implements Sink {
   private readonly client: BigQuery;
+  readonly name = 'insert-all';
   readonly limits: SinkLimits = { maxRequestBytes: INSERT_ALL_MAX_REQUEST_BYTES - BODY_OVERHEAD_BYTES, maxRequestRows: INSERT_ALL_MAX_REQUEST_ROWS };
 
   constructor(private readonly options: BigQuerySinkOptions) {

@@ -63,6 +63,7 @@ interface Target {
  * work is CPU-bound, and serial access is what makes the insertId check and the insert atomic.
  */
 export class DuckDbSink implements Sink, TableEvolver {
+  readonly name = 'duckdb';
   /** Embedded: no request limit of its own; batches are bounded by the route's batch settings. */
   readonly limits: SinkLimits = { maxRequestBytes: 64 * 1024 * 1024, maxRequestRows: 100_000 };
   private readonly targets = new Map<string, Target>();

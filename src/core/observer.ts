@@ -20,7 +20,8 @@ export interface PipelineObserver {
   embeddedSchemaBytes?(route: string, bytes: number): void;
   /** One call per settled batch; `nowMs` is when it was settled, for each message's age. */
   settled(route: string, outcome: SettleOutcome, code: ErrorCode | undefined, messages: readonly SettledMessage[], nowMs: number): void;
-  rowsInserted(route: string, table: string, rows: number, billedBytes: number): void;
+  /** `writeApi` is the sink's name: what the bytes are billed under. */
+  rowsInserted(route: string, table: string, rows: number, billedBytes: number, writeApi: string): void;
   insertRequest(route: string, seconds: number, outcome: 'ok' | 'partial' | ErrorCode): void;
   batchFlushed(route: string, rows: number, bytes: number): void;
   retried(route: string, code: ErrorCode): void;

@@ -46,6 +46,8 @@ export interface SinkLimits {
  * (transient), REQUEST_TOO_LARGE (the batch is split and sent in halves). Per-row failures come back in the outcome.
  */
 export interface Sink {
+  /** What the sink writes through (`insert-all`, `storage-write`, `duckdb`): the `write_api` label of its metrics. */
+  readonly name: string;
   readonly limits: SinkLimits;
   /** Throws ROW_TOO_LARGE when the row alone exceeds a request. */
   prepare(id: string, row: Row): PreparedRow;

@@ -173,6 +173,7 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
     return true;
   };
   const observed: Sink = {
+    name: sink.name,
     limits: sink.limits,
     prepare: (id, row) => sink.prepare(id, row),
     async write(table: TableRef, rows: readonly PreparedRow[]) {

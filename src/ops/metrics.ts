@@ -26,7 +26,7 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
   private readonly settledTotal: Counter<'route' | 'outcome' | 'code'>;
   private readonly settleAge: SettleAgeHistogram;
   private readonly rowsInsertedTotal: Counter<'route' | 'table'>;
-  private readonly billedBytesTotal: Counter<'route' | 'table'>;
+  private readonly billedBytesTotal: Counter<'route' | 'table' | 'write_api'>;
   private readonly insertDuration: Histogram<'route' | 'outcome'>;
   private readonly batchRows: Histogram<'route'>;
   private readonly batchBytes: Histogram<'route'>;
@@ -84,8 +84,8 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
     this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows the destination accepted.', labelNames: ['route', 'table'], registers });
     this.billedBytesTotal = new Counter({
       name: 'tributary_insert_billed_bytes_total',
-      help: 'Estimated streaming-insert billed bytes (each row billed as at least 1 KB).',
-      labelNames: ['route', 'table'],
+      help: 'Bytes the destination bills for the rows written, per write API: insert-all bills each row as at least 1 KB of JSON, storage-write the encoded bytes.',
+      labelNames: ['route', 'table', 'write_api'],
       registers,
     });
     this.insertDuration = new Histogram({
@@ -236,9 +236,9 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
     if (outcome !== 'nacked') this.settleAge.observeBatch(route, outcome, messages, nowMs);
   }
 
-  rowsInserted(route: string, table: string, rows: number, billedBytes: number): void {
+  rowsInserted(route: string, table: string, rows: number, billedBytes: number, writeApi: string): void {
     this.rowsInsertedTotal.inc({ route, table }, rows);
-    this.billedBytesTotal.inc({ route, table }, billedBytes);
+    this.billedBytesTotal.inc({ route, table, write_api: writeApi }, billedBytes);
   }
 
   insertRequest(route: string, seconds: number, outcome: string): void {

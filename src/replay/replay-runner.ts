@@ -1,7 +1,7 @@
 import { PubSub, type Topic } from '@google-cloud/pubsub';
 import { PubSubDeadLetterPublisher } from '../adapters/pubsub-dead-letter.js';
 import { PubSubPullReader } from '../adapters/pubsub-pull-reader.js';
-import { checkDeadLetterTopic, createPipeline, createSink, drainWithin, StartupError, type Pipeline } from '../app.js';
+import { checkDeadLetterTopic, createPipeline, createSinks, drainWithin, oneSink, StartupError, type Pipeline, type SinkSet } from '../app.js';
 import { topicPath, type Config } from '../config.js';
 import type { ErrorCode, TributaryError } from '../errors.js';
 import { systemClock, type Clock, type DeadLetterContext, type DeadLetterPublisher, type Envelope, type Logger } from '../core/ports.js';
@@ -93,6 +93,7 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
   let pipeline: Pipeline | undefined;
   let deadLetters: PubSubDeadLetterPublisher | undefined;
   let recorder: RecordingDeadLetters | undefined;
+  let sinks: SinkSet | undefined;
   let target: { topic: Topic; info: TargetTopic } | undefined;
   let progress: ProgressReporter | undefined;
   try {
@@ -105,8 +106,8 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
       deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
       await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
       recorder = new RecordingDeadLetters(deadLetters);
-      const sink = deps.sink ?? (await createSink(config));
-      pipeline = createPipeline(config, { logger, sink, deadLetters: recorder, pubsub, metrics: new Metrics(), clock });
+      sinks = deps.sink ? oneSink(deps.sink) : await createSinks(config, logger);
+      pipeline = createPipeline(config, { logger, sinks, deadLetters: recorder, pubsub, metrics: new Metrics(), clock });
     } else if (mode === 'topic' && options.toTopic !== undefined) {
       const topic = pubsub.topic(topicPath(config.projectId, options.toTopic), { batching: { maxMessages: 100, maxMilliseconds: 10 } });
       let metadata;
@@ -278,6 +279,7 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
     await reader.releaseAll().catch(() => undefined);
     await reader.close().catch(() => undefined);
     await deadLetters?.close().catch(() => undefined);
+    await sinks?.close().catch(() => undefined);
     await target?.topic.flush().catch(() => undefined);
     await pubsub.close().catch(() => undefined);
   }

@@ -265,6 +265,13 @@ export interface BigQueryTestServer {
   resetCallCounts(): void;
   setSchemaPropagationDelay(ms: number): void;
   setNotFoundAfterCreate(ms: number): void;
+  /** The table's schema as tables.get returns it, or undefined when there is no such table. */
+  tableSchema(ref: TableRef): TableSchema | undefined;
+  /**
+   * Stores rows written by another write API (the Storage Write test server shares this table
+   * store), so a test reads rows back the same way whichever API wrote them. Rows must be valid.
+   */
+  storeRows(ref: TableRef, rows: Array<Record<string, unknown>>): void;
   waitForRows(ref: TableRef, count: number, timeoutMs: number): Promise<void>;
 
   readonly requests: RecordedRequest[];
@@ -462,7 +469,7 @@ function normalizeSchema(schema: unknown): TableSchema {
 // ---------------------------------------------------------------------------------------------
 // Row validation (BigQuery's JSON coercions for insertAll)
 
-interface CellError {
+export interface CellError {
   location: string;
   message: string;
 }
@@ -641,6 +648,14 @@ function checkScalar(type: string, value: unknown, field: TableField, path: stri
     default:
       return `Unsupported field type ${type}. Field: ${path}`;
   }
+}
+
+/**
+ * BigQuery's checks of one row's JSON values against a table's columns (as insertAll applies
+ * them): the problems found, each with its location. Shared with the Storage Write test server.
+ */
+export function checkRowAgainstSchema(row: Record<string, unknown>, schema: TableSchema): CellError[] {
+  return checkRecord(row, schema.fields, '', false).errors;
 }
 
 interface RecordCheck {
@@ -1062,6 +1077,26 @@ class TestServer implements BigQueryTestServer {
 
   rows(ref: TableRef): StoredRow[] {
     return (this.findTable(ref)?.rows ?? []).map((row) => ({ ...row }));
+  }
+
+  tableSchema(ref: TableRef): TableSchema | undefined {
+    const table = this.findTable(ref);
+    return table ? structuredClone(table.schema) : undefined;
+  }
+
+  storeRows(ref: TableRef, rows: Array<Record<string, unknown>>): void {
+    const table = this.findTable(ref);
+    if (!table) throw new Error(`Table ${tableKey(ref)} does not exist`);
+    const now = this.now();
+    for (const row of rows) {
+      table.rows.push({ json: structuredClone(row) });
+      table.storedBytes += Buffer.byteLength(JSON.stringify(row));
+    }
+    if (rows.length > 0) {
+      table.oldestEntryTime ??= now;
+      table.lastModifiedTime = now;
+      this.notifyWaiters();
+    }
   }
 
   waitForRows(ref: TableRef, count: number, timeoutMs: number): Promise<void> {

@@ -14,6 +14,7 @@ const insertAll = new BigQuerySink({ projectId: 'test-project', timeoutMs: 1000 
  * order (then success), and a test can wait for the n-th request as an event.
  */
 export class ScriptedSink implements Sink {
+  readonly name = 'scripted';
   readonly limits: SinkLimits = insertAll.limits;
   calls: PreparedRow[][] = [];
   schemaCalls = 0;

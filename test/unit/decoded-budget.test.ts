@@ -60,7 +60,7 @@ routes:
     const sink = new ScriptedSink(tableSchemaFor(blob));
     sink.hold = true;
     const noDeadLetters: DeadLetterPublisher = { publish: () => Promise.reject(new Error('no dead letters expected')) };
-    const pipeline = createPipeline(config, { logger: silentLogger, sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'test-project' }), metrics: new Metrics(), clock: new ManualClock() });
+    const pipeline = createPipeline(config, { logger: silentLogger, sinks: sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'test-project' }), metrics: new Metrics(), clock: new ManualClock() });
     // each row is about 330 KB of JSON: four of them spend a 1 MiB budget
     const messages: TrackedEnvelope[] = Array.from({ length: 8 }, () =>
       trackedEnvelope(Buffer.concat([encodeConfluentHeader(1), encode(blob, { flags: Array.from({ length: 60_000 }, (_, i) => i % 3 === 0) })]), { log_type: 'blob' }),

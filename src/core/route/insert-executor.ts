@@ -191,7 +191,7 @@ export class InsertExecutor {
     }
     if (written.length > 0) {
       deps.settler.ack(envelopesOf(written), deps.route);
-      deps.observer.rowsInserted(deps.route, deps.tableName, written.length, outcome.billedBytes);
+      deps.observer.rowsInserted(deps.route, deps.tableName, written.length, outcome.billedBytes, deps.sink.name);
       deps.concurrency.succeeded();
       deps.wrote();
     }
