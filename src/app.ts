@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
 import { BigQuerySink } from './adapters/bigquery-sink.js';
+import { BigQueryTables } from './adapters/bigquery-tables.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
 import { AutoSchemaRegistry, ConfluentSchemaRegistry, DirectorySchemaRegistry, PubSubSchemaRegistry } from './adapters/schema-registries.js';
@@ -13,6 +14,7 @@ import type { Sink } from './core/sink.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
 import { Settler } from './core/settler.js';
+import type { TableEvolver } from './core/table-evolver.js';
 import { TableValidators } from './core/table-validators.js';
 import { Metrics } from './ops/metrics.js';
 import { startHttpServer } from './ops/http-server.js';
@@ -62,6 +64,26 @@ export async function createSink(config: Config): Promise<Sink> {
   return new BigQuerySink({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs });
 }
 
+function isTableEvolver(sink: Sink): sink is Sink & TableEvolver {
+  const candidate = sink as Partial<TableEvolver>;
+  return typeof candidate.evolve === 'function' && typeof candidate.createTable === 'function';
+}
+
+/**
+ * What adds columns and creates tables for routes that ask for it: the sink itself when it manages
+ * its tables (DuckDB), the BigQuery table manager for insertAll. Undefined when no route asks.
+ */
+export function createTableEvolver(config: Config, sink: Sink, metrics: Metrics, logger: Logger): TableEvolver | undefined {
+  if (!config.routes.some((r) => r.schemaEvolution === 'add-columns' || r.createTable !== undefined)) return undefined;
+  if (isTableEvolver(sink)) return sink;
+  if (sink instanceof BigQuerySink) {
+    // Routes log each change once with its diff; the manager only counts its attempts.
+    return new BigQueryTables({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs, observer: metrics });
+  }
+  logger.warn({ routes: config.routes.filter((r) => r.schemaEvolution === 'add-columns' || r.createTable !== undefined).map((r) => r.name) }, 'The sink cannot change tables: schemaEvolution and createTable are ignored.');
+  return undefined;
+}
+
 export interface WorkerDeps {
   logger: Logger;
   /** For tests: a sink other than BigQuery. */
@@ -96,6 +118,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
   });
   metrics.watchSchemaCache(() => schemas.size);
+  const evolver = createTableEvolver(config, sink, metrics, logger);
   const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
   for (const route of config.routes) {
     const pipeline = new RoutePipeline(
@@ -108,8 +131,10 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
         retry: config.retry,
         probeIntervalMs: config.bigquery.probeIntervalMs,
         maxUnsettledRows: routeShare(config, route),
+        schemaEvolution: route.schemaEvolution,
+        createTable: route.createTable,
       },
-      { sink, validators, settler, observer: metrics, clock, logger },
+      { sink, validators, settler, observer: metrics, clock, logger, evolver },
     );
     routes.set(route.name, { pipeline, metadata: route.metadata });
   }
