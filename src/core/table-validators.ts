@@ -54,11 +54,11 @@ export class TableValidators {
     return this.load(key, table, unknownFields);
   }
 
-  /** Re-reads the schema unless it was read at or after `since` (a change made then must be in it). */
+  /** Re-reads the schema unless the read began after `since` (a change made then must be in it). */
   readSince(table: TableRef, unknownFields: UnknownFields, since: number): Promise<RowValidator> {
     const key = `${formatTableRef(table)}|${unknownFields}`;
     const entry = this.entries.get(key);
-    if (entry && entry.fetchedAt >= since) return Promise.resolve(entry.validator);
+    if (entry && entry.fetchedAt > since) return Promise.resolve(entry.validator);
     return this.load(key, table, unknownFields, since).then((e) => e.validator);
   }
 
@@ -69,7 +69,7 @@ export class TableValidators {
 
   private load(key: string, table: TableRef, unknownFields: UnknownFields, notBefore?: number): Promise<Entry> {
     const pending = this.loading.get(key);
-    if (pending && (notBefore === undefined || pending.startedAt >= notBefore)) return pending.promise;
+    if (pending && (notBefore === undefined || pending.startedAt > notBefore)) return pending.promise;
     // The schema is as old as the request that read it: a change made during the read may be missing.
     const startedAt = this.now();
     const promise = this.sink

@@ -67,7 +67,7 @@ export class PreValidation {
           }
           items = kept;
         }
-        if (evolution.changedAt !== undefined) validator = await deps.validators.readSince(deps.table, deps.unknownFields, evolution.changedAt);
+        if (evolution.settledAt !== undefined) validator = await deps.validators.readSince(deps.table, deps.unknownFields, evolution.settledAt);
       }
     }
     const first = this.apply(validator, items, true);

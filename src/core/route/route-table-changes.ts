@@ -46,8 +46,11 @@ export interface PendingTableChange {
 export interface EvolutionOutcome {
   /** Schemas the table cannot take without an incompatible change, with the error their rows get. */
   refused: Map<string, TributaryError>;
-  /** When the table last changed for one of these schemas: a cached schema older than this is stale. */
-  changedAt: number | undefined;
+  /**
+   * When the table was first found up to one of these schemas (by this change or another
+   * replica's): a cached table schema read before that is stale.
+   */
+  settledAt: number | undefined;
 }
 
 interface Hold {
@@ -66,8 +69,8 @@ interface Hold {
 export class RouteTableChanges {
   private readonly holds = new Set<Hold>();
   private readonly logged = new Set<string>();
-  /** When each schema's change was first seen made; cached table schemas older than that are stale. */
-  private readonly changedAt = new Map<string, number>();
+  /** When the table was first found up to each schema; cached table schemas older than that are stale. */
+  private readonly settledAt = new Map<string, number>();
   private creating: Promise<void> | undefined;
   private createdAt: number | undefined;
 
@@ -124,7 +127,7 @@ export class RouteTableChanges {
    */
   async evolveFor(rows: readonly PendingRow[]): Promise<EvolutionOutcome> {
     const { deps } = this;
-    const outcome: EvolutionOutcome = { refused: new Map(), changedAt: undefined };
+    const outcome: EvolutionOutcome = { refused: new Map(), settledAt: undefined };
     const evolver = deps.evolver;
     if (evolver === undefined) return outcome;
     const schemas = new Map<string, { shape: readonly TableField[]; rows: number }>();
@@ -138,13 +141,14 @@ export class RouteTableChanges {
       const release = this.hold('add-columns', count, schemaId);
       try {
         const evolution = await retry(() => evolver.evolve(deps.table, schemaId, shape), this.retryOptions());
+        // Unchanged may mean another replica made the change: the cached schema is stale either way.
+        let at = this.settledAt.get(schemaId);
+        if (at === undefined) {
+          at = deps.clock.now();
+          this.settledAt.set(schemaId, at);
+        }
+        outcome.settledAt = Math.max(outcome.settledAt ?? 0, at);
         if (evolution.changed) {
-          let at = this.changedAt.get(schemaId);
-          if (at === undefined) {
-            at = deps.clock.now();
-            this.changedAt.set(schemaId, at);
-          }
-          outcome.changedAt = Math.max(outcome.changedAt ?? 0, at);
           this.logOnce(`changed|${schemaId}`, () =>
             deps.logger.info({ route: deps.route, table: deps.tableName, schemaId, diff: renderSchemaDiff(evolution.diff) }, 'Table schema changed.'),
           );
