@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rowFailures } from '../../src/adapters/bigquery-sink.js';
 import type { ErrorCode } from '../../src/errors.js';
 import { TributaryError } from '../../src/errors.js';
-import { noopObserver, type PipelineObserver, type SettleOutcome, type TableChangeWaitKind } from '../../src/core/observer.js';
+import type { PipelineObserver, SettleOutcome, TableChangeWaitKind } from '../../src/core/observer.js';
 import type { DeadLetterPublisher, Logger } from '../../src/core/ports.js';
 import { PROPAGATION_BACKOFF } from '../../src/core/route/insert-executor.js';
 import { RoutePipeline, type RoutePipelineOptions } from '../../src/core/route/route-pipeline.js';
