@@ -1,29 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AvroSchema } from '../../src/core/avro-type.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
-import { accessRecord, accessV1, encode, tableSchemaFor } from '../support/log-schemas.js';
+import { accessRecord, accessV1, accessWithNewFields, accessWithNewFieldsRecord, encode, tableSchemaFor } from '../support/log-schemas.js';
 import type { ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 import { Harness } from '../support/worker-harness.js';
 
-/** rev2: a nullable string, an array and a nested record more than rev1. */
-const accessRev2 = {
-  ...accessV1,
-  fields: [
-    ...accessV1.fields,
-    { name: 'region', type: ['null', 'string'], default: null },
-    { name: 'labels', type: { type: 'array', items: 'string' }, default: [] },
-    { name: 'geo', type: ['null', { type: 'record', name: 'Geo', fields: [{ name: 'city', type: 'string' }, { name: 'zone', type: ['null', 'string'], default: null }] }], default: null },
-  ],
-} as const satisfies AvroSchema;
+const accessRev2 = accessWithNewFields;
+const rev2Record = accessWithNewFieldsRecord;
 
 /** rev3: `status` changes type (int → string). */
 const accessRev3 = {
   ...accessV1,
   fields: accessV1.fields.map((f) => (f.name === 'status' ? { name: 'status', type: 'string' } : f)),
 } as const satisfies AvroSchema;
-
-const rev2Record = (i: number): Record<string, unknown> =>
-  accessRecord(i, { region: { string: `eu-${i % 3}` }, labels: ['new', `l${i}`], geo: { 'com.acme.logs.Geo': { city: 'Lyon', zone: i % 2 === 0 ? null : { string: 'z1' } } } });
 
 const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time }';
 
