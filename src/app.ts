@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PubSub } from '@google-cloud/pubsub';
 import { BigQuerySink } from './adapters/bigquery-sink.js';
 import { createStorageWriteSink } from './adapters/bigquery-storage-write-sink.js';
+import { BigQueryTables } from './adapters/bigquery-tables.js';
 import { PubSubDeadLetterPublisher } from './adapters/pubsub-dead-letter.js';
 import { PubSubSource, type SourceLost } from './adapters/pubsub-source.js';
 import { withFingerprintIndex } from './adapters/fingerprint-sources.js';
@@ -17,6 +18,7 @@ import { formatTableRef } from './core/table-schema.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
 import { Settler } from './core/settler.js';
+import type { TableEvolver } from './core/table-evolver.js';
 import { TableValidators } from './core/table-validators.js';
 import { Metrics } from './ops/metrics.js';
 import { startHttpServer } from './ops/http-server.js';
@@ -115,6 +117,38 @@ export async function createSinks(config: Config, logger?: Logger): Promise<Sink
   };
 }
 
+function isTableEvolver(sink: Sink): sink is Sink & TableEvolver {
+  const candidate = sink as Partial<TableEvolver>;
+  return typeof candidate.evolve === 'function' && typeof candidate.createTable === 'function';
+}
+
+/**
+ * What adds columns and creates tables for routes that ask for it: the sink itself when it manages
+ * its tables (DuckDB), the BigQuery table manager for insertAll. Undefined when no route asks.
+ */
+/**
+ * What changes tables for routes that evolve or create them: the sink itself when it can (DuckDB),
+ * else one BigQuery table manager per process, whichever write API the routes use, so that one
+ * table has at most one change in flight.
+ */
+export function createTableEvolvers(config: Config, metrics: Metrics, logger: Logger): (sink: Sink) => TableEvolver | undefined {
+  const evolving = config.routes.filter((r) => r.schemaEvolution === 'add-columns' || r.createTable !== undefined);
+  let tables: BigQueryTables | undefined;
+  let warned = false;
+  return (sink) => {
+    if (evolving.length === 0) return undefined;
+    if (isTableEvolver(sink)) return sink;
+    if (sink.name === 'insert-all' || sink.name === 'storage-write') {
+      // Routes log each change once with its diff; the manager only counts its attempts.
+      tables ??= new BigQueryTables({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs, observer: metrics });
+      return tables;
+    }
+    if (!warned) logger.warn({ routes: evolving.map((r) => r.name) }, 'The sink cannot change tables: schemaEvolution and createTable are ignored.');
+    warned = true;
+    return undefined;
+  };
+}
+
 export interface WorkerDeps {
   logger: Logger;
   /** For tests: a sink other than BigQuery, for every route. */
@@ -160,6 +194,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
   });
   metrics.watchSchemaCache(() => schemas.size);
+  const evolverFor = createTableEvolvers(config, metrics, logger);
   const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
   for (const route of config.routes) {
     const sink = sinks.forRoute(route);
@@ -173,8 +208,10 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
         retry: config.retry,
         probeIntervalMs: config.bigquery.probeIntervalMs,
         maxUnsettledRows: routeShare(config, route),
+        schemaEvolution: route.schemaEvolution,
+        createTable: route.createTable,
       },
-      { sink, validators: validatorsFor(sink), settler, observer: metrics, clock, logger },
+      { sink, validators: validatorsFor(sink), settler, observer: metrics, clock, logger, evolver: evolverFor(sink) },
     );
     routes.set(route.name, { pipeline, metadata: route.metadata });
   }

@@ -3,6 +3,11 @@ import type { ErrorCode } from '../errors.js';
 
 export type RouteStateName = 'running' | 'paused' | 'draining' | 'stopped';
 export type SettleOutcome = 'acked' | 'nacked' | 'dead-lettered';
+/**
+ * Why a route holds rows for its table: columns being added, the table being created, or a change
+ * made already that streaming inserts do not see yet.
+ */
+export type TableChangeWaitKind = 'add-columns' | 'create-table' | 'propagation';
 
 /** A settled message as the observer sees it: only its publish time, for the age at settle. */
 export interface SettledMessage {
@@ -27,6 +32,8 @@ export interface PipelineObserver {
   retried(route: string, code: ErrorCode): void;
   fieldsDropped(route: string, count: number): void;
   routeState(route: string, state: RouteStateName, code: ErrorCode | undefined): void;
+  /** `rows` rows were held `seconds` for a change of their table before going on (or back). */
+  tableChangeWait(route: string, kind: TableChangeWaitKind, seconds: number, rows: number): void;
 }
 
 export const noopObserver: PipelineObserver = {
@@ -38,4 +45,5 @@ export const noopObserver: PipelineObserver = {
   retried() {},
   fieldsDropped() {},
   routeState() {},
+  tableChangeWait() {},
 };

@@ -1,7 +1,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ErrorCode } from '../errors.js';
-import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome } from '../core/observer.js';
+import type { PipelineObserver, RouteStateName, SettledMessage, SettleOutcome, TableChangeWaitKind } from '../core/observer.js';
 import type { TableChangeKind, TableChangeObserver, TableChangeResult } from '../core/table-change-observer.js';
 import type { Framing } from '../core/schema-reference.js';
 import { SettleAgeHistogram } from './settle-age-histogram.js';
@@ -34,6 +34,7 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
   private readonly droppedFields: Counter<'route'>;
   private readonly routeStateGauge: Gauge<'route' | 'state' | 'reason'>;
   private readonly tableChangesTotal: Counter<'table' | 'kind' | 'result'>;
+  private readonly tableChangeWaitSeconds: Histogram<'route' | 'kind'>;
   readonly schemaCacheHits: Counter;
   readonly schemaCacheMisses: Counter;
   readonly schemaFetchDuration: Histogram<'registry' | 'outcome'>;
@@ -109,6 +110,13 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       name: 'tributary_table_changes_total',
       help: 'Table change attempts: kind created, added-columns, relaxed or refused; result ok, rate-limited, conflict or error.',
       labelNames: ['table', 'kind', 'result'],
+      registers,
+    });
+    this.tableChangeWaitSeconds = new Histogram({
+      name: 'tributary_schema_change_wait_seconds',
+      help: 'How long rows were held for a change of their table, one observation per row: kind add-columns (columns being added), create-table (the table being created) or propagation (added columns or a new table not yet visible to streaming inserts).',
+      labelNames: ['route', 'kind'],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200],
       registers,
     });
     this.routeStateGauge = new Gauge({
@@ -260,6 +268,10 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
 
   tableChanged(table: string, kind: TableChangeKind, result: TableChangeResult): void {
     this.tableChangesTotal.inc({ table, kind, result });
+  }
+
+  tableChangeWait(route: string, kind: TableChangeWaitKind, seconds: number, rows: number): void {
+    for (let i = 0; i < rows; i++) this.tableChangeWaitSeconds.observe({ route, kind }, seconds);
   }
 
   routeState(route: string, state: RouteStateName, code: ErrorCode | undefined): void {

@@ -2,7 +2,9 @@ import { TributaryError, toTributaryError, type ErrorCode } from '../../errors.j
 import { actionFor, isThrottle } from '../failure-policy.js';
 import type { PipelineObserver } from '../observer.js';
 import type { Clock, Logger, Random } from '../ports.js';
-import { backoffDelay, retry, type RetryPolicy } from '../retry.js';
+import { backoffDelay, retry, type BackoffPolicy, type RetryPolicy } from '../retry.js';
+import { PROPAGATION_WAIT_BOUND_MS, propagationDelay, tableHasField, unknownFieldPath } from '../schema-propagation.js';
+import type { ReadTableSchema } from '../table-validators.js';
 import type { Settler } from '../settler.js';
 import type { PreparedRow, Sink, WriteOutcome } from '../sink.js';
 import type { TableRef } from '../table-schema.js';
@@ -25,8 +27,32 @@ export interface InsertExecutorDeps {
   signal: AbortSignal;
   /** The destination said its schema may have changed: the cached one must be read again. */
   staleSchema(): void;
+  /** The table's schema read afresh (a change made a moment ago is in it). */
+  freshSchema(): Promise<ReadTableSchema>;
+  /** The table was created so recently that an insert's `notFound` means "not visible yet". */
+  tableJustCreated(): boolean;
+  /** Rows wait for a table change to reach streaming inserts; the returned function ends the wait. */
+  holdForPropagation(rows: number): () => void;
   /** A write succeeded. */
   wrote(): void;
+}
+
+/**
+ * The backoff of rows waiting for a change to reach streaming inserts: from 1 s, doubling up to
+ * 30 s, for at most PROPAGATION_WAIT_BOUND_MS (10 minutes) from the first refusal.
+ */
+export const PROPAGATION_BACKOFF: BackoffPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
+
+/** Rows the destination does not take yet because a table change has not reached it. */
+interface Waiting {
+  rows: PendingRow[];
+  reason: string;
+}
+
+/** A row refused as naming a field the destination does not know, until the fresh schema says why. */
+interface Suspect {
+  item: PendingRow;
+  error: TributaryError;
 }
 
 /** What is left of a batch once the executor is done with it; everything else is settled. */
@@ -47,20 +73,75 @@ export interface ExecuteOptions {
 export class InsertExecutor {
   constructor(private readonly deps: InsertExecutorDeps) {}
 
+  /**
+   * Sends the batch. Rows the destination refuses only because a change of the table has not
+   * reached streaming inserts yet (a column the freshly read schema has, a table just created) wait
+   * with their own backoff, bounded by PROPAGATION_WAIT_BOUND_MS, and are sent again: each send has
+   * the whole retry budget, which the wait does not use. Past the bound they are nacked.
+   */
   async execute(batch: PendingRow[], options: ExecuteOptions): Promise<BatchResult> {
     const { deps } = this;
+    let rows = batch;
+    let held: BatchResult | undefined;
+    let since: number | undefined;
+    let release: (() => void) | undefined;
+    let reason = '';
+    try {
+      await retry(
+        async () => {
+          const waiting: Waiting = { rows: [], reason: '' };
+          const result = await this.attempt(rows, options, waiting);
+          if (result.kind === 'held') held = held?.kind === 'held' ? { ...result, rows: [...held.rows, ...result.rows] } : result;
+          rows = waiting.rows;
+          reason = waiting.reason;
+          if (rows.length === 0) return;
+          since ??= deps.clock.now();
+          release ??= deps.holdForPropagation(rows.length);
+          // While draining there is no time to wait: the rows come back from Pub/Sub later.
+          if (options.draining || deps.clock.now() - since >= PROPAGATION_WAIT_BOUND_MS) return;
+          throw new TributaryError('SCHEMA_PROPAGATING', reason);
+        },
+        {
+          policy: { ...PROPAGATION_BACKOFF, maxAttempts: Number.MAX_SAFE_INTEGER },
+          clock: deps.clock,
+          random: deps.random,
+          signal: deps.signal,
+          onRetry: (error) => deps.observer.retried(deps.route, error.code),
+          delayMs: (_error, attempt) => propagationDelay(PROPAGATION_BACKOFF, attempt, deps.clock.now() - (since ?? deps.clock.now()), PROPAGATION_WAIT_BOUND_MS, deps.random) ?? 0,
+        },
+      );
+    } catch {
+      // Only an abort ends the wait early: the drain deadline passed.
+      reason = 'the drain deadline passed';
+    }
+    release?.();
+    if (rows.length > 0) {
+      const code = deps.signal.aborted ? 'SHUTTING_DOWN' : 'SCHEMA_PROPAGATING';
+      if (code === 'SCHEMA_PROPAGATING' && !options.draining) {
+        deps.logger.warn({ route: deps.route, table: deps.tableName, rows: rows.length, waitedMs: deps.clock.now() - (since ?? 0), err: reason }, 'A table change is still not visible to streaming inserts; rows nacked for redelivery.');
+      }
+      deps.settler.nack(envelopesOf(rows), deps.route, code);
+    }
+    return held ?? { kind: 'settled' };
+  }
+
+  /** One pass of the batch through the retry budget; rows waiting for a table change are put in `waiting`. */
+  private async attempt(batch: PendingRow[], options: ExecuteOptions, waiting: Waiting): Promise<BatchResult> {
+    const { deps } = this;
     const deadLetters: Array<Promise<void>> = [];
+    const suspects: Suspect[] = [];
     let rows = batch;
     let startedAt = 0;
     if (deps.signal.aborted) {
       deps.settler.nack(envelopesOf(rows), deps.route, 'SHUTTING_DOWN');
       return { kind: 'settled' };
     }
+    let result: BatchResult = { kind: 'settled' };
     try {
       await retry(
         async () => {
           startedAt = await this.startRequest();
-          const left = await this.send(rows, startedAt, deadLetters);
+          const left = await this.send(rows, startedAt, deadLetters, suspects);
           rows = left.rows;
           // Rows not yet written are retried: the code says why, for metrics and the final nack.
           if (rows.length > 0) throw new TributaryError(left.code, `${rows.length} rows not written yet`);
@@ -81,21 +162,50 @@ export class InsertExecutor {
       );
     } catch (err) {
       const error = deps.signal.aborted ? new TributaryError('SHUTTING_DOWN', 'the drain deadline passed') : toTributaryError(err);
-      const result = await this.failed(rows, error, options, deadLetters);
-      await Promise.all(deadLetters);
-      return result;
+      if (error.code === 'TABLE_NOT_FOUND' && deps.tableJustCreated()) {
+        // BigQuery answers inserts `notFound` for a while after the table was created.
+        waiting.rows.push(...rows);
+        waiting.reason = `the table was just created and streaming inserts do not see it yet: ${error.message}`;
+      } else {
+        result = await this.failed(rows, error, options, deadLetters, waiting);
+      }
     }
+    await this.judgeSuspects(suspects, waiting, deadLetters);
     await Promise.all(deadLetters);
-    return { kind: 'settled' };
+    return result;
   }
 
-  private async failed(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>): Promise<BatchResult> {
+  /**
+   * Rows refused for a field the destination does not know: when the table, read afresh, has every
+   * field of the row, the column was added and has not reached streaming inserts yet, so the row
+   * waits; otherwise it is dead-lettered with the destination's reason.
+   */
+  private async judgeSuspects(suspects: readonly Suspect[], waiting: Waiting, deadLetters: Array<Promise<void>>): Promise<void> {
+    if (suspects.length === 0) return;
+    let fresh: ReadTableSchema | undefined;
+    try {
+      fresh = await this.deps.freshSchema();
+    } catch (err) {
+      // The schema cannot be read now: no row is called bad on a guess; the wait is bounded.
+      this.deps.logger.warn({ route: this.deps.route, err: toTributaryError(err).message }, 'Cannot read the table schema to tell a new column from an unknown field; rows wait.');
+    }
+    for (const { item, error } of suspects) {
+      if (fresh === undefined || tableKnowsRow(fresh, item, error.message)) {
+        waiting.rows.push(item);
+        waiting.reason = `the table has the field but streaming inserts do not see it yet: ${error.message}`;
+      } else {
+        deadLetters.push(this.deadLetter(item, error));
+      }
+    }
+  }
+
+  private async failed(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>, waiting: Waiting): Promise<BatchResult> {
     const { deps } = this;
     switch (actionFor(error, { draining: options.draining })) {
       case 'pause':
         return { kind: 'held', rows, error };
       case 'split':
-        return this.split(rows, error, options, deadLetters);
+        return this.split(rows, error, options, deadLetters, waiting);
       case 'dead-letter':
         for (const item of rows) deadLetters.push(this.deadLetter(item, error));
         return { kind: 'settled' };
@@ -110,16 +220,16 @@ export class InsertExecutor {
   }
 
   /** Sends the halves one after the other; a single row too large for any request is dead-lettered. */
-  private async split(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>): Promise<BatchResult> {
+  private async split(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>, waiting: Waiting): Promise<BatchResult> {
     if (rows.length === 1) {
       deadLetters.push(this.deadLetter(rows[0] as PendingRow, new TributaryError('ROW_TOO_LARGE', `the destination refused a request of this row alone: ${error.message}`)));
       return { kind: 'settled' };
     }
     this.deps.logger.warn({ route: this.deps.route, rows: rows.length, err: error.message }, 'Request too large for the destination; sending the batch in halves.');
     const middle = Math.ceil(rows.length / 2);
-    const first = await this.execute(rows.slice(0, middle), options);
+    const first = await this.attempt(rows.slice(0, middle), options, waiting);
     if (first.kind === 'held') return { kind: 'held', rows: [...first.rows, ...rows.slice(middle)], error: first.error };
-    return this.execute(rows.slice(middle), options);
+    return this.attempt(rows.slice(middle), options, waiting);
   }
 
   /** Waits for this request's turn when requests are paced; returns when it started. */
@@ -133,7 +243,7 @@ export class InsertExecutor {
    * One request, then what its answer says of each row. Returns the rows still to send; rows that
    * were refused only because a neighbour was are sent again at once, without counting an attempt.
    */
-  private async send(batch: PendingRow[], startedAt: number, deadLetters: Array<Promise<void>>): Promise<{ rows: PendingRow[]; code: ErrorCode }> {
+  private async send(batch: PendingRow[], startedAt: number, deadLetters: Array<Promise<void>>, suspects: Suspect[]): Promise<{ rows: PendingRow[]; code: ErrorCode }> {
     const { deps } = this;
     let rows = batch;
     for (;;) {
@@ -149,13 +259,13 @@ export class InsertExecutor {
       const took = deps.clock.now() - startedAt;
       deps.concurrency.observeLatency(took);
       deps.observer.insertRequest(deps.route, took / 1000, outcome.failures.length === 0 ? 'ok' : 'partial');
-      const left = this.settleOutcome(rows, outcome, deadLetters);
+      const left = this.settleOutcome(rows, outcome, deadLetters, suspects);
       if (!left.resendNow || left.rows.length === 0) return left;
       rows = left.rows;
     }
   }
 
-  private settleOutcome(rows: PendingRow[], outcome: WriteOutcome, deadLetters: Array<Promise<void>>): { rows: PendingRow[]; code: ErrorCode; resendNow: boolean } {
+  private settleOutcome(rows: PendingRow[], outcome: WriteOutcome, deadLetters: Array<Promise<void>>, suspects: Suspect[]): { rows: PendingRow[]; code: ErrorCode; resendNow: boolean } {
     const { deps } = this;
     const failureOf = new Map<number, WriteOutcome['failures'][number]>();
     for (const failure of outcome.failures) {
@@ -179,8 +289,13 @@ export class InsertExecutor {
         written.push(item);
       } else if (failure.kind === 'rejected') {
         rejected++;
-        if (failure.staleSchema) deps.staleSchema();
-        deadLetters.push(this.deadLetter(item, new TributaryError(failure.code, failure.reason)));
+        const error = new TributaryError(failure.code, failure.reason);
+        if (failure.staleSchema) {
+          deps.staleSchema();
+          suspects.push({ item, error });
+        } else {
+          deadLetters.push(this.deadLetter(item, error));
+        }
       } else {
         again.push(item);
         if (!failure.immediate) {
@@ -202,6 +317,19 @@ export class InsertExecutor {
   private deadLetter(item: PendingRow, error: TributaryError): Promise<void> {
     return this.deps.settler.deadLetter({ envelope: item.envelope, error, route: this.deps.route, attempts: 1, schemaKey: item.schemaKey });
   }
+}
+
+/**
+ * True when the table, as read afresh, has the field the destination called unknown (when its
+ * answer names it) and every field of the row: the refusal can only be the schema propagating.
+ */
+function tableKnowsRow(fresh: ReadTableSchema, item: PendingRow, reason: string): boolean {
+  const at = reason.search(/no such field/i);
+  const location = /field "([^"]+)": no such field/i.exec(reason)?.[1] ?? '';
+  const path = at >= 0 ? unknownFieldPath(reason.slice(at), location) : null;
+  if (path !== null && !tableHasField(fresh.schema, path)) return false;
+  const check = fresh.validator.validate(item.prepared.row);
+  return check.ok && check.dropped.length === 0;
 }
 
 function preparedOf(rows: readonly PendingRow[]): PreparedRow[] {

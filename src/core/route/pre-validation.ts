@@ -7,6 +7,7 @@ import type { Sink } from '../sink.js';
 import type { TableRef } from '../table-schema.js';
 import type { TableValidators } from '../table-validators.js';
 import type { PendingRow } from './pending-row.js';
+import type { RouteTableChanges } from './route-table-changes.js';
 
 /** Stale table schemas are re-read at most this often when a row names a field the cache lacks. */
 const SCHEMA_REFRESH_MIN_INTERVAL_MS = 10_000;
@@ -22,6 +23,7 @@ export interface PreValidationDeps {
   random: Random;
   retry: RetryPolicy;
   signal: AbortSignal;
+  changes: RouteTableChanges;
 }
 
 /** A row of the batch the table would refuse, with the reason. */
@@ -40,19 +42,41 @@ export class PreValidation {
 
   async check(batch: readonly PendingRow[]): Promise<{ rows: PendingRow[]; refused: Refused[] }> {
     const { deps } = this;
-    const validator = await retry(() => deps.validators.get(deps.table, deps.unknownFields), {
+    let validator = await retry(() => deps.validators.get(deps.table, deps.unknownFields), {
       policy: deps.retry,
       clock: deps.clock,
       random: deps.random,
       signal: deps.signal,
       onRetry: (error) => deps.observer.retried(deps.route, error.code),
     });
-    const first = this.apply(validator, batch, true);
-    if (first !== undefined) return first;
+    let items = batch;
+    const refused: Refused[] = [];
+    if (deps.changes.evolving) {
+      // Rows whose columns the table is not proven to have: their schema may bring new columns or
+      // make a REQUIRED one nullable. The evolver settles each schema once; the batch waits for it.
+      const unproven = batch.filter((item) => item.shape !== undefined && !validator.proves(item.shape));
+      if (unproven.length > 0) {
+        const evolution = await deps.changes.evolveFor(unproven);
+        if (evolution.refused.size > 0) {
+          const unprovenSet = new Set(unproven);
+          const kept: PendingRow[] = [];
+          for (const item of batch) {
+            const error = unprovenSet.has(item) ? evolution.refused.get(item.schemaKey) : undefined;
+            if (error) refused.push({ item, error });
+            else kept.push(item);
+          }
+          items = kept;
+        }
+        if (evolution.settledAt !== undefined) validator = await deps.validators.readSince(deps.table, deps.unknownFields, evolution.settledAt);
+      }
+    }
+    const first = this.apply(validator, items, true);
+    if (first !== undefined) return { rows: first.rows, refused: [...refused, ...first.refused] };
     // The table may have gained a column since its schema was cached: re-read it once before
     // calling any row's field unknown.
     const fresh = await deps.validators.refresh(deps.table, deps.unknownFields, SCHEMA_REFRESH_MIN_INTERVAL_MS).catch(() => validator);
-    return this.apply(fresh, batch, false) as { rows: PendingRow[]; refused: Refused[] };
+    const second = this.apply(fresh, items, false) as { rows: PendingRow[]; refused: Refused[] };
+    return { rows: second.rows, refused: [...refused, ...second.refused] };
   }
 
   /** Undefined when a row has a field the schema lacks and `deferUnknown` asks to re-read first. */

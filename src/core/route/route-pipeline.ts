@@ -5,6 +5,8 @@ import type { Clock, Logger, Random } from '../ports.js';
 import type { RetryPolicy } from '../retry.js';
 import type { Settler } from '../settler.js';
 import type { PreparedRow, Sink } from '../sink.js';
+import type { TableEvolver } from '../table-evolver.js';
+import type { TableLayout } from '../table-layout.js';
 import { formatTableRef, type Row, type TableRef } from '../table-schema.js';
 import type { TableValidators } from '../table-validators.js';
 import { Batcher, type BatchLimits } from './batcher.js';
@@ -13,7 +15,11 @@ import { InsertExecutor, type BatchResult } from './insert-executor.js';
 import { envelopesOf, type PendingRow } from './pending-row.js';
 import { PreValidation } from './pre-validation.js';
 import { RouteHealth, type ProbeResult } from './route-health.js';
+import { RouteTableChanges, type SchemaEvolutionMode } from './route-table-changes.js';
 import { STALL_AFTER_MS, type RouteStatus } from './route-status.js';
+
+/** A "no such field" answer is judged against a table schema read at most this long ago. */
+const FRESH_SCHEMA_MAX_AGE_MS = 1000;
 
 export interface RoutePipelineOptions {
   name: string;
@@ -29,6 +35,10 @@ export interface RoutePipelineOptions {
    * it, messages go back to Pub/Sub for later instead of filling a window other routes share.
    */
   maxUnsettledRows: number;
+  /** add-columns: rows whose columns the table lacks make the route add them (needs an evolver). Default off. */
+  schemaEvolution?: SchemaEvolutionMode;
+  /** Create the table when it is missing, with this layout (needs an evolver); without it the route pauses. */
+  createTable?: TableLayout | undefined;
 }
 
 export interface RouteDeps {
@@ -39,6 +49,8 @@ export interface RouteDeps {
   clock: Clock;
   logger: Logger;
   random?: Random;
+  /** Adds columns and creates tables, for routes with schemaEvolution or createTable. */
+  evolver?: TableEvolver | undefined;
 }
 
 /**
@@ -57,6 +69,7 @@ export class RoutePipeline {
   private readonly health: RouteHealth;
   private readonly validation: PreValidation;
   private readonly executor: InsertExecutor;
+  private readonly changes: RouteTableChanges;
   private lastProgressAt: number;
   private lastSuccessAt: number | undefined;
   private lastError: { code: ErrorCode; message: string; at: number } | undefined;
@@ -88,7 +101,18 @@ export class RoutePipeline {
       changed: (state, error) => this.stateChanged(state, error),
     });
     const common = { route: options.name, table: options.table, observer: deps.observer, clock, random, retry: options.retry, signal: this.stop.signal };
-    this.validation = new PreValidation({ ...common, unknownFields: options.unknownFields, validators: deps.validators, sink: deps.sink });
+    this.changes = new RouteTableChanges({
+      ...common,
+      tableName: this.tableName,
+      schemaEvolution: options.schemaEvolution ?? 'off',
+      createTable: options.createTable,
+      evolver: deps.evolver,
+      logger: deps.logger,
+      progress: () => {
+        this.lastProgressAt = clock.now();
+      },
+    });
+    this.validation = new PreValidation({ ...common, unknownFields: options.unknownFields, validators: deps.validators, sink: deps.sink, changes: this.changes });
     this.executor = new InsertExecutor({
       ...common,
       tableName: this.tableName,
@@ -97,6 +121,9 @@ export class RoutePipeline {
       logger: deps.logger,
       concurrency: this.concurrency,
       staleSchema: () => deps.validators.invalidate(options.table),
+      freshSchema: () => deps.validators.fresh(options.table, options.unknownFields, FRESH_SCHEMA_MAX_AGE_MS),
+      tableJustCreated: () => this.changes.justCreated(),
+      holdForPropagation: (rows) => this.changes.hold('propagation', rows),
       wrote: () => {
         this.lastSuccessAt = clock.now();
         this.lastProgressAt = this.lastSuccessAt;
@@ -138,6 +165,7 @@ export class RoutePipeline {
 
   status(): RouteStatus {
     const pauseError = this.health.error;
+    const pendingChange = this.changes.pending();
     const status: RouteStatus = {
       route: this.name,
       table: this.tableName,
@@ -148,8 +176,10 @@ export class RoutePipeline {
       inFlightBatches: this.inFlight,
       concurrencyLimit: this.concurrency.limit,
       pacingMs: Math.round(this.concurrency.pacingMs * 100) / 100,
-      stalled: this.unsettledRows > 0 && this.deps.clock.now() - this.lastProgressAt > STALL_AFTER_MS,
+      // Rows held for a table change wait on purpose, within a bound: that is not a stall.
+      stalled: this.unsettledRows > 0 && pendingChange === undefined && this.deps.clock.now() - this.lastProgressAt > STALL_AFTER_MS,
     };
+    if (pendingChange) status.pendingChange = pendingChange;
     if (pauseError) status.reason = { code: pauseError.code, message: pauseError.message };
     if (this.lastSuccessAt !== undefined) status.lastSuccessAt = this.lastSuccessAt;
     if (this.lastError) status.lastError = this.lastError;
@@ -224,26 +254,61 @@ export class RoutePipeline {
     this.pump();
   }
 
-  /** Validates and sends one batch; what a destination error stops is returned to be held. */
+  /**
+   * Validates and sends one batch; what a destination error stops is returned to be held. A missing
+   * table is created once here when the route has createTable, and the batch goes on.
+   */
   private async run(batch: PendingRow[], maxAttempts?: number): Promise<BatchResult> {
-    let checked: Awaited<ReturnType<PreValidation['check']>>;
-    try {
-      checked = await this.validation.check(batch);
-    } catch (err) {
-      const error = toTributaryError(err);
-      this.recordError(error);
-      if (actionFor(error, { draining: this.draining }) === 'pause') return { kind: 'held', rows: batch, error };
-      this.deps.logger.error({ route: this.name, code: error.code, err: error.message }, 'Table schema unavailable; rows nacked.');
-      this.deps.settler.nack(envelopesOf(batch), this.name, error.code);
-      return { kind: 'settled' };
+    let created = false;
+    let checked: Awaited<ReturnType<PreValidation['check']>> | undefined;
+    while (checked === undefined) {
+      try {
+        checked = await this.validation.check(batch);
+      } catch (err) {
+        let error = toTributaryError(err);
+        if (!created && this.mayCreate(error)) {
+          created = true;
+          const failure = await this.createTable(batch);
+          if (failure === undefined) continue;
+          error = failure;
+        }
+        this.recordError(error);
+        if (actionFor(error, { draining: this.draining }) === 'pause') return { kind: 'held', rows: batch, error };
+        this.deps.logger.error({ route: this.name, code: error.code, err: error.message }, 'Table schema unavailable; rows nacked.');
+        this.deps.settler.nack(envelopesOf(batch), this.name, error.code);
+        return { kind: 'settled' };
+      }
     }
     const deadLetters = checked.refused.map(({ item, error }) =>
       this.deps.settler.deadLetter({ envelope: item.envelope, error, route: this.name, attempts: 1, schemaKey: item.schemaKey }),
     );
-    const result = checked.rows.length > 0 ? await this.executor.execute(checked.rows, { draining: this.draining, ...(maxAttempts ? { maxAttempts } : {}) }) : { kind: 'settled' as const };
+    const options = { draining: this.draining, ...(maxAttempts ? { maxAttempts } : {}) };
+    let result: BatchResult = checked.rows.length > 0 ? await this.executor.execute(checked.rows, options) : { kind: 'settled' };
+    if (result.kind === 'held' && !created && this.mayCreate(result.error)) {
+      // The table went missing between the schema read and the write.
+      const failure = await this.createTable(result.rows);
+      result = failure === undefined ? await this.executor.execute(result.rows, options) : { ...result, error: failure };
+    }
     await Promise.all(deadLetters);
     if (result.kind === 'held') this.recordError(result.error);
     return result;
+  }
+
+  private mayCreate(error: TributaryError): boolean {
+    return error.code === 'TABLE_NOT_FOUND' && this.changes.creates && !this.draining;
+  }
+
+  /** Creates the missing table from the rows in hand; the error that keeps the route paused, if any. */
+  private async createTable(rows: readonly PendingRow[]): Promise<TributaryError | undefined> {
+    try {
+      await this.changes.createFor(rows);
+      this.deps.validators.invalidate(this.options.table);
+      return undefined;
+    } catch (err) {
+      const error = toTributaryError(err);
+      this.deps.logger.error({ route: this.name, table: this.tableName, code: error.code, err: error.message }, 'Cannot create the missing table.');
+      return error;
+    }
   }
 
   /** Rows a destination error stopped wait in front of the queue while the route is paused. */

@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../../errors.js';
 import type { RouteStateName } from '../observer.js';
+import type { PendingTableChange } from './route-table-changes.js';
 
 /** What `/status` and readiness show of one route. */
 export interface RouteStatus {
@@ -19,6 +20,8 @@ export interface RouteStatus {
   pacingMs: number;
   /** Unsettled rows and no insert for STALL_AFTER_MS: the route has work and makes no progress. */
   stalled: boolean;
+  /** Rows held for a change of the table: columns being added, the table being created, or a change not yet visible to inserts. */
+  pendingChange?: PendingTableChange;
 }
 
 /** A route with work and no successful insert for this long is reported as stalled. */
