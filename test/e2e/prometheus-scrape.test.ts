@@ -42,6 +42,7 @@ function substituteGrafanaVariables(expr: string): string {
     .replaceAll('$__interval', '2s')
     .replaceAll('$__range', '1m')
     .replaceAll('$namespace', 'e2e')
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template literal
     .replaceAll('${namespace}', 'e2e');
 }
 

@@ -187,7 +187,7 @@ describe('Storage Write sink: what lands is what insertAll lands', () => {
     expect(outcome.billedBytes).toBe(encodedBytes);
     expect(outcome.billedBytes).toBeLessThan(rows.length * 1024);
     // prepare() measures a bound the request limit can rely on.
-    batch.forEach((p, i) => expect(p.bytes).toBeGreaterThanOrEqual(encoder.encode(rows[i] as Row).length));
+    for (const [i, p] of batch.entries()) expect(p.bytes).toBeGreaterThanOrEqual(encoder.encode(rows[i] as Row).length);
   });
 });
 

@@ -140,7 +140,7 @@ function parsePipeline(tokens: string[]): Pipeline {
       }
       const inner = parsePipeline(tokens.slice(start, pos - 1));
       const field = tokens[pos];
-      if (field !== undefined && field.startsWith('.') && field.length > 1) {
+      if (field?.startsWith('.') && field.length > 1) {
         throw new TemplateError('field access on a parenthesised pipeline is not supported');
       }
       return { kind: 'sub', pipe: inner };
@@ -397,7 +397,7 @@ export class HelmRenderer {
   }
 
   private pipe(pipe: Pipeline, scope: Scope): Value {
-    let result: Value = undefined;
+    let result: Value ;
     let first = true;
     for (const command of pipe.commands) {
       result = this.command(command, scope, first ? undefined : { value: result });
@@ -504,7 +504,7 @@ export class HelmRenderer {
       case 'deepCopy':
         return structuredClone(a(0));
       case 'hasKey':
-        return isMap(a(0)) && Object.prototype.hasOwnProperty.call(a(0), s(1));
+        return isMap(a(0)) && Object.hasOwn(a(0) as object, s(1));
       case 'keys':
         return isMap(a(0)) ? Object.keys(a(0) as object).sort() : [];
       case 'empty':

@@ -126,7 +126,7 @@ describe('alerting rules (helm/tributary/rules/tributary.rules.yaml)', () => {
     expect(operator).toHaveLength(1);
     expect(operator[0]?.groups).toEqual(groups);
     const doc = parseManifests(renderer.render({ metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } }, alerts: { labels: { release: 'prometheus' } } })).find((m) => m.doc.kind === 'PrometheusRule');
-    expect((doc?.doc.metadata as { labels: Record<string, string> }).labels.release).toBe('prometheus');
+    expect((doc?.doc.metadata as { labels: Record<string, string> } | undefined)?.labels.release).toBe('prometheus');
   });
 
   it('alerts.cloudMonitoring off drops the Cloud Monitoring group; alerts off renders no rules; runbookBaseUrl prefixes every runbook link', () => {

@@ -1,4 +1,4 @@
-import { TributaryError, toTributaryError, type ErrorCode } from '../../errors.js';
+import { type TributaryError, toTributaryError, type ErrorCode } from '../../errors.js';
 import { actionFor } from '../failure-policy.js';
 import type { PipelineObserver, RouteStateName } from '../observer.js';
 import type { Clock, Logger, Random } from '../ports.js';
