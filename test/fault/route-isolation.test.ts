@@ -79,7 +79,7 @@ routes:
     );
     for (let i = 0; i < all.length; i += 1_000) {
       const ids = await rig.h.publish(all.slice(i, i + 1_000), l.topic);
-      ids.forEach((id, k) => ((i + k) % 2 === 0 ? l.accessIds : l.auditIds).push(id));
+      for (const [k, id] of ids.entries()) ((i + k) % 2 === 0 ? l.accessIds : l.auditIds).push(id);
     }
   }
 
@@ -238,7 +238,8 @@ routes:
     const latencyMs = 2_000;
     const result = await compare('slow', (l) => rig.h.bigquery.setLatency(latencyMs, { table: l.access }), {
       accessTable: true,
-      recover: () => undefined,
+      // The requests in flight still take 2 s; later ones are fast, to keep the run short.
+      recover: (l) => rig.h.bigquery.setLatency(0, { table: l.access }),
     });
     await rig.h.pullDeadLetters(200);
     const c = total(result.conservation);
