@@ -179,7 +179,7 @@ export interface ThrottleOptions {
   burstRequests?: number;
 }
 
-export interface LatencyOptions {
+export interface LatencyOptions extends TableFilter {
   /** Store the rows first, then delay the response (a client timeout then hides a success). */
   afterCommit?: boolean;
 }
@@ -284,6 +284,7 @@ export interface BigQueryTestServer {
   failUntil(until: number | (() => boolean), fault: Fault, options?: TableFilter): void;
   rowFault(fn: RowFaultFn | null): void;
   rejectRow(fn: RowRejectFn | null): void;
+  /** Delays insertAll answers; with `table`, only that table's (and it wins over the server-wide delay). */
   setLatency(ms: number, options?: LatencyOptions): void;
   dropNext(n: number, options?: DropOptions): void;
   throttle(options: ThrottleOptions | null): void;
@@ -948,6 +949,8 @@ class TestServer implements BigQueryTestServer {
   private rowRejectFn: RowRejectFn | null = null;
   private latencyMs = 0;
   private latencyAfterCommit = false;
+  /** Per-table latency (setLatency with a table): replaces the server-wide one for that table. */
+  private tableLatency = new Map<string, { ms: number; afterCommit: boolean }>();
   private rowBucket: Bucket | null = null;
   private requestBucket: Bucket | null = null;
   private throttled = 0;
@@ -1143,8 +1146,13 @@ class TestServer implements BigQueryTestServer {
   }
 
   setLatency(ms: number, options: LatencyOptions = {}): void {
+    const afterCommit = options.afterCommit ?? false;
+    if (options.table !== undefined) {
+      this.tableLatency.set(tableKey(options.table), { ms: Math.max(0, ms), afterCommit });
+      return;
+    }
     this.latencyMs = Math.max(0, ms);
-    this.latencyAfterCommit = options.afterCommit ?? false;
+    this.latencyAfterCommit = afterCommit;
   }
 
   dropNext(n: number, options: DropOptions = {}): void {
@@ -1182,6 +1190,7 @@ class TestServer implements BigQueryTestServer {
     this.rowRejectFn = null;
     this.latencyMs = 0;
     this.latencyAfterCommit = false;
+    this.tableLatency.clear();
     this.rowBucket = null;
     this.requestBucket = null;
     this.denied.clear();
@@ -1641,8 +1650,9 @@ class TestServer implements BigQueryTestServer {
       record.ignoreUnknownValues = parsed['ignoreUnknownValues'] === true;
     }
 
-    const latencyMs = this.latencyMs;
-    const latencyAfterCommit = this.latencyAfterCommit;
+    const perTable = this.tableLatency.get(tableKey(ref));
+    const latencyMs = perTable?.ms ?? this.latencyMs;
+    const latencyAfterCommit = perTable?.afterCommit ?? this.latencyAfterCommit;
     if (latencyMs > 0 && !latencyAfterCommit) await this.delay(latencyMs);
     if (this.closed) return null;
 

@@ -157,10 +157,11 @@ ${extra}`);
   }
 
   /** Rows BigQuery saw more than once: deduplicated by insertId, or stored twice. */
-  duplicates(): number {
-    const inserted = this.insertedIds();
+  duplicates(tables: TableRef[] = [this.access, this.audit]): number {
+    const inserted = this.h.insertedIds(tables);
     const storedTwice = inserted.length - new Set(inserted).size;
-    return storedTwice + this.h.bigquery.requests.reduce((n, r) => n + r.duplicateRowCount, 0);
+    const keys = new Set(tables.map((t) => `${t.datasetId}.${t.tableId}`));
+    return storedTwice + this.h.bigquery.requests.filter((r) => keys.has(`${r.table.datasetId}.${r.table.tableId}`)).reduce((n, r) => n + r.duplicateRowCount, 0);
   }
 
   /**
@@ -186,11 +187,12 @@ ${extra}`);
     return this.h.deadLetters.map((m: PulledMessage) => m.attributes.tributary_source_message_id ?? '');
   }
 
-  async account(published: string[], subscription?: string): Promise<Conservation> {
+  /** `tables`: where the rows of `published` go (default the rig's access and audit tables). */
+  async account(published: string[], subscription?: string, tables: TableRef[] = [this.access, this.audit]): Promise<Conservation> {
     await this.h.pullDeadLetters(300);
     const sub = subscription ? this.h.pubsub.subscription(subscription) : this.h.subscription;
     const remaining = (await pullAll(sub, { timeoutMs: 500, settle: 'leave' })).map((m) => m.messageId);
-    const inserted = this.insertedIds();
+    const inserted = this.h.insertedIds(tables);
     const dead = this.deadLetterIds();
     const accounted = new Set([...inserted, ...dead, ...remaining]);
     const deadSet = new Set(dead);
@@ -203,7 +205,7 @@ ${extra}`);
       remaining: count(remaining),
       lost: published.filter((id) => !accounted.has(id)),
       both: [...new Set(inserted)].filter((id) => deadSet.has(id)),
-      duplicates: this.duplicates(),
+      duplicates: this.duplicates(tables),
     };
   }
 

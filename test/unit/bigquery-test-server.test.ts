@@ -479,6 +479,33 @@ describe('fault injection', () => {
     expect(server.requests[1]).toMatchObject({ status: 200, clientAborted: false });
   });
 
+  it('setLatency with a table delays only that table, over the server-wide latency', async () => {
+    server.createTable(OTHER, EVENTS_SCHEMA);
+    const other = (): ReturnType<typeof events> => bigquery.dataset(DATASET).table('other');
+    server.setLatency(300, { table: OTHER });
+    const slow = other().insert([row('s', { id: 's' })], RAW);
+    await events().insert([row('a', { id: 'a' })], RAW);
+    // the other table's answer is still pending when the events table has answered
+    expect(server.requests.map((r) => r.table.tableId)).toEqual(['events']);
+    await slow;
+    expect(server.requests.map((r) => r.table.tableId)).toEqual(['events', 'other']);
+    const slowRequest = server.requests[1];
+    expect((slowRequest?.completedAt ?? 0) - (slowRequest?.timestamp ?? 0)).toBeGreaterThanOrEqual(280);
+
+    // a server-wide latency does not replace the table's own; 0 for the table turns it off there
+    server.setLatency(200);
+    server.setLatency(0, { table: OTHER });
+    server.clearRequests();
+    await Promise.all([events().insert([row('b', { id: 'b' })], RAW), other().insert([row('t', { id: 't' })], RAW)]);
+    expect(server.requests.map((r) => r.table.tableId)).toEqual(['other', 'events']);
+    // resetFaults clears a table's latency too
+    server.setLatency(300, { table: OTHER });
+    server.resetFaults();
+    server.clearRequests();
+    await other().insert([row('u', { id: 'u' })], RAW);
+    expect((server.requests[0]?.completedAt ?? 0) - (server.requests[0]?.timestamp ?? 0)).toBeLessThan(280);
+  });
+
   it('records a client that gave up while the answer was delayed', async () => {
     server.setLatency(200, { afterCommit: true });
     const url = `${server.url}/bigquery/v2/projects/${PROJECT}/datasets/${DATASET}/tables/events/insertAll`;
