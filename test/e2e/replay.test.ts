@@ -217,7 +217,7 @@ describe('dead-letter replay with the built CLI', () => {
     const { accessIds } = await makeDeadLetters(200, 0, watch);
     h.bigquery.setLatency(100);
 
-    const cli = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--rate', '100/s', '--idle-timeout', '5s']);
+    const cli = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--rate', '40/s', '--idle-timeout', '5s']);
     await h.bigquery.waitForRows(table, 20, 20_000);
     cli.child.kill('SIGINT');
     expect(await cli.exit).toBe(130);
