@@ -22,8 +22,8 @@ export interface DemoSchemas {
 export interface DemoStreamOptions {
   /** Good messages, split across the log types; the poison ones come on top. */
   messages: number;
-  /** Of the access messages, how many are of the third revision and published in the later part. */
-  laterAccess: number;
+  /** Of the access messages, how many are of the third revision, in the later part; default a tenth of `messages`. */
+  laterAccess?: number;
   schemaTopic: string;
   framedTopic: string;
   confluentIds: { audit: number; metricV1: number; metricV2: number };
@@ -109,7 +109,8 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
 
   const out: DemoMessage[] = [];
   const allAccess = Math.round(options.messages / 2);
-  const accessCount = allAccess - options.laterAccess;
+  const laterAccess = Math.min(allAccess, options.laterAccess ?? Math.round(options.messages / 10));
+  const accessCount = allAccess - laterAccess;
   const auditCount = Math.round(options.messages / 4);
   const metricCount = options.messages - allAccess - auditCount;
   const plan: Array<'access' | 'audit' | 'metric'> = [
@@ -154,7 +155,7 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   // Spread through the stream rather than at the end.
   for (const [k, message] of poison.entries()) out.splice(Math.floor(((k + 1) * out.length) / (poison.length + 1)), 0, message);
   const later: DemoMessage[] = [];
-  for (let i = 1; i <= options.laterAccess; i++) {
+  for (let i = 1; i <= laterAccess; i++) {
     later.push({ topic: options.schemaTopic, data: (accessTypes[2] as ReturnType<typeof createAvroType>).toBuffer(access(n + i, 2)), attributes: { log_type: 'access' }, logType: 'access' });
   }
   return { first: out, later };

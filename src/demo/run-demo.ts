@@ -247,7 +247,7 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
       metricV1: await readRegistered(CONFLUENT_IDS.metricV1),
       metricV2: await readRegistered(CONFLUENT_IDS.metricV2),
     },
-    { messages: messageCount, laterAccess: Math.round(messageCount / 10), schemaTopic: SCHEMA_TOPIC, framedTopic: FRAMED_TOPIC, confluentIds: CONFLUENT_IDS },
+    { messages: messageCount, schemaTopic: SCHEMA_TOPIC, framedTopic: FRAMED_TOPIC, confluentIds: CONFLUENT_IDS },
   );
   const topics = new Map([SCHEMA_TOPIC, FRAMED_TOPIC].map((name) => [name, pubsub.topic(name, { batching: { maxMessages: 250, maxMilliseconds: 5 } })]));
   const expectedDead = new Map<string, ErrorCode>();
@@ -294,7 +294,8 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
 
   await settleAll(await publish(stream.first, 'published'));
   const columnsBefore = (await sink.getTableSchema(evolving.table)).fields.map((f) => f.name);
-  await settleAll(await publish(stream.later, 'revision 3'));
+  const laterIds = await publish(stream.later, 'revision 3');
+  await settleAll(laterIds);
   const settledAt = Date.now();
 
   // --- report
@@ -312,7 +313,9 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   say(`Conservation: published ${published} = inserted ${inserted} + dead-lettered ${dead}${conserved ? '; every poison message dead-lettered with its reason' : ' -- MISMATCH'}`);
   say(`Wall time: ${((settledAt - startedAt) / 1000).toFixed(1)} s to settle everything (${Math.round((published * 1000) / Math.max(1, settledAt - startedAt))} messages/s including start-up)`);
   say('');
-  await printEvolution(sink, evolving.table, columnsBefore, evolutions, stream.later.length);
+  const deadIds = new Set(deadLetters.map((d) => d.sourceId));
+  const laterDead = laterIds.filter((id) => deadIds.has(id)).length;
+  await printEvolution(sink, evolving.table, columnsBefore, evolutions, { published: laterIds.length, deadLettered: laterDead });
   say('');
   await printTables(sink, config, dbPath);
   printHowTo(config, configPath, host);
@@ -342,11 +345,18 @@ async function printTables(sink: DuckDbSink, config: Config, dbPath: string): Pr
 }
 
 /** What the later revision did to the table: the change the worker made, the columns, the rows carrying the new ones. */
-async function printEvolution(sink: DuckDbSink, table: TableRef, columnsBefore: string[], evolutions: Array<{ table: string; schemaId: string; evolution: TableEvolution }>, laterMessages: number): Promise<void> {
+async function printEvolution(
+  sink: DuckDbSink,
+  table: TableRef,
+  columnsBefore: string[],
+  evolutions: Array<{ table: string; schemaId: string; evolution: TableEvolution }>,
+  later: { published: number; deadLettered: number },
+): Promise<void> {
   const name = `${table.datasetId}.${table.tableId}`;
   const columnsAfter = (await sink.getTableSchema(table)).fields.map((f) => f.name);
   const added = columnsAfter.filter((c) => !columnsBefore.includes(c));
-  say(`Schema evolution (route ${EVOLVING_ROUTE}, schemaEvolution: add-columns): ${laterMessages} access events of revision 3 of ${ACCESS_SCHEMA}, published after the rest had settled`);
+  say(`Schema evolution (route ${EVOLVING_ROUTE}, schemaEvolution: add-columns)`);
+  say(`  ${later.published} access events of revision 3 of ${ACCESS_SCHEMA}, published after the rest had settled: ${later.published - later.deadLettered} inserted, ${later.deadLettered} dead-lettered`);
   const changes = evolutions.filter((e) => e.table === name);
   if (changes.length === 0) say(`  ${name} was not changed`);
   for (const { schemaId, evolution } of changes) {
@@ -359,6 +369,11 @@ async function printEvolution(sink: DuckDbSink, table: TableRef, columnsBefore: 
   for (const column of added) {
     const [count] = await sink.query(`SELECT count(${JSON.stringify(column)})::INTEGER AS carrying, count(*)::INTEGER AS total FROM ${quoted}`);
     say(`  rows with a value in ${column}: ${String(count?.carrying ?? 0)} of ${String(count?.total ?? 0)} (the older rows have NULL)`);
+  }
+  if (added.length > 0) {
+    const shown = ['path', 'status', ...added].map((c) => JSON.stringify(c)).join(', ');
+    const carrying = added.map((c) => `${JSON.stringify(c)} IS NOT NULL`).join(' OR ');
+    say(formatRows(await sink.query(`SELECT ${shown} FROM ${quoted} WHERE ${carrying} LIMIT 2`), Math.max(80, process.stdout.columns ?? 160)));
   }
 }
 
