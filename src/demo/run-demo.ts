@@ -315,7 +315,7 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   say('');
   const deadIds = new Set(deadLetters.map((d) => d.sourceId));
   const laterDead = laterIds.filter((id) => deadIds.has(id)).length;
-  await printEvolution(sink, evolving.table, columnsBefore, evolutions, { published: laterIds.length, deadLettered: laterDead });
+  const evolved = await printEvolution(sink, evolving.table, columnsBefore, evolutions, { published: laterIds.length, deadLettered: laterDead });
   say('');
   await printTables(sink, config, dbPath);
   printHowTo(config, configPath, host);
@@ -329,7 +329,7 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   }
   workerStopped = true;
   const { drained } = await worker.stop();
-  return conserved && drained ? 0 : 1;
+  return conserved && evolved && drained ? 0 : 1;
 }
 
 async function printTables(sink: DuckDbSink, config: Config, dbPath: string): Promise<void> {
@@ -344,14 +344,17 @@ async function printTables(sink: DuckDbSink, config: Config, dbPath: string): Pr
   }
 }
 
-/** What the later revision did to the table: the change the worker made, the columns, the rows carrying the new ones. */
+/**
+ * What the later revision did to the table: the change the worker made, the columns, the rows
+ * carrying the new ones. True when a column was added and every later row carries a value in it.
+ */
 async function printEvolution(
   sink: DuckDbSink,
   table: TableRef,
   columnsBefore: string[],
   evolutions: Array<{ table: string; schemaId: string; evolution: TableEvolution }>,
   later: { published: number; deadLettered: number },
-): Promise<void> {
+): Promise<boolean> {
   const name = `${table.datasetId}.${table.tableId}`;
   const columnsAfter = (await sink.getTableSchema(table)).fields.map((f) => f.name);
   const added = columnsAfter.filter((c) => !columnsBefore.includes(c));
@@ -366,15 +369,19 @@ async function printEvolution(
   say(`  columns before: ${columnsBefore.length} (${columnsBefore.join(', ')})`);
   say(`  columns after:  ${columnsAfter.length}${added.length > 0 ? ` (added: ${added.join(', ')})` : ' (none added)'}`);
   const quoted = `"${table.datasetId}"."${table.tableId}"`;
+  let everyLaterRow = added.length > 0;
   for (const column of added) {
     const [count] = await sink.query(`SELECT count(${JSON.stringify(column)})::INTEGER AS carrying, count(*)::INTEGER AS total FROM ${quoted}`);
-    say(`  rows with a value in ${column}: ${String(count?.carrying ?? 0)} of ${String(count?.total ?? 0)} (the older rows have NULL)`);
+    const carrying = Number(count?.carrying ?? 0);
+    if (carrying !== later.published) everyLaterRow = false;
+    say(`  rows with a value in ${column}: ${carrying} of ${String(count?.total ?? 0)} (the older rows have NULL)${carrying === later.published ? '' : ` -- expected ${later.published}`}`);
   }
   if (added.length > 0) {
     const shown = ['path', 'status', ...added].map((c) => JSON.stringify(c)).join(', ');
     const carrying = added.map((c) => `${JSON.stringify(c)} IS NOT NULL`).join(' OR ');
     say(formatRows(await sink.query(`SELECT ${shown} FROM ${quoted} WHERE ${carrying} LIMIT 2`), Math.max(80, process.stdout.columns ?? 160)));
   }
+  return everyLaterRow;
 }
 
 function printHowTo(config: Config, configPath: string, host: string): void {
