@@ -12,7 +12,8 @@ export interface DemoMessage {
 }
 
 export interface DemoSchemas {
-  accessRevisions: [AvroSchema, AvroSchema];
+  /** The revisions of the Pub/Sub schema of access events; the third comes only in the later part. */
+  accessRevisions: [AvroSchema, AvroSchema, AvroSchema];
   audit: AvroSchema;
   metricV1: AvroSchema;
   metricV2: AvroSchema;
@@ -21,6 +22,8 @@ export interface DemoSchemas {
 export interface DemoStreamOptions {
   /** Good messages, split across the log types; the poison ones come on top. */
   messages: number;
+  /** Of the access messages, how many are of the third revision, in the later part; default a tenth of `messages`. */
+  laterAccess?: number;
   schemaTopic: string;
   framedTopic: string;
   confluentIds: { audit: number; metricV1: number; metricV2: number };
@@ -49,12 +52,21 @@ function decimalBytes(unscaled: bigint): Buffer {
   return buf;
 }
 
-/**
- * A mixed stream as producers send it: access events through a topic with a Pub/Sub schema (both
- * revisions), audit and metric events Confluent-framed on a plain topic (metric in two schema
- * versions), interleaved, plus one message for each way a message can never be inserted.
- */
-export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): DemoMessage[] {
+export interface DemoStream {
+  /**
+   * A mixed stream as producers send it: access events through a topic with a Pub/Sub schema
+   * (revisions 1 and 2), audit and metric events Confluent-framed on a plain topic (metric in two
+   * schema versions), interleaved, plus one message for each way a message can never be inserted.
+   */
+  first: DemoMessage[];
+  /**
+   * Access events of revision 3, which adds a field the table lacks: a producer deployed a new
+   * version after the table filled. Every one of them carries a trace id.
+   */
+  later: DemoMessage[];
+}
+
+export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): DemoStream {
   const rnd = random(options.seed ?? 42);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const accessTypes = schemas.accessRevisions.map((s) => createAvroType(s));
@@ -69,7 +81,8 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   const actions = ['login', 'logout', 'refund', 'charge', 'role.grant', 'key.rotate'];
   const metricNames = ['cpu.seconds', 'http.requests', 'queue.depth', 'gc.pause'];
 
-  const access = (i: number, revision: 0 | 1, ts = nowMicros - BigInt(Math.floor(rnd() * 60e6))): Record<string, unknown> => ({
+  const traceId = (): string => Array.from({ length: 4 }, () => Math.floor(rnd() * 2 ** 32).toString(16).padStart(8, '0')).join('');
+  const access = (i: number, revision: 0 | 1 | 2, ts = nowMicros - BigInt(Math.floor(rnd() * 60e6))): Record<string, unknown> => ({
     ts,
     method: pick(['GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE']),
     path: pick(paths).replace('{id}', String(1000 + i)),
@@ -78,7 +91,8 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
     user_agent: rnd() < 0.1 ? null : { string: pick(agents) },
     headers: { host: 'shop.example.com', 'x-request-id': `req-${i.toString(36)}` },
     tags: ['edge', pick(['europe-west1', 'us-central1', 'asia-east1'])],
-    ...(revision === 1 ? { latency_ms: rnd() < 0.05 ? null : { double: Math.round(rnd() * 40_000) / 100 } } : {}),
+    ...(revision >= 1 ? { latency_ms: rnd() < 0.05 ? null : { double: Math.round(rnd() * 40_000) / 100 } } : {}),
+    ...(revision === 2 ? { trace_id: { string: traceId() } } : {}),
   });
   const audit = (): Record<string, unknown> => ({
     ts: BigInt(Date.now() - Math.floor(rnd() * 60_000)),
@@ -94,9 +108,11 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   };
 
   const out: DemoMessage[] = [];
-  const accessCount = Math.round(options.messages / 2);
+  const allAccess = Math.round(options.messages / 2);
+  const laterAccess = Math.min(allAccess, options.laterAccess ?? Math.round(options.messages / 10));
+  const accessCount = allAccess - laterAccess;
   const auditCount = Math.round(options.messages / 4);
-  const metricCount = options.messages - accessCount - auditCount;
+  const metricCount = options.messages - allAccess - auditCount;
   const plan: Array<'access' | 'audit' | 'metric'> = [
     ...Array<'access'>(accessCount).fill('access'),
     ...Array<'audit'>(auditCount).fill('audit'),
@@ -138,5 +154,9 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   ];
   // Spread through the stream rather than at the end.
   for (const [k, message] of poison.entries()) out.splice(Math.floor(((k + 1) * out.length) / (poison.length + 1)), 0, message);
-  return out;
+  const later: DemoMessage[] = [];
+  for (let i = 1; i <= laterAccess; i++) {
+    later.push({ topic: options.schemaTopic, data: (accessTypes[2] as ReturnType<typeof createAvroType>).toBuffer(access(n + i, 2)), attributes: { log_type: 'access' }, logType: 'access' });
+  }
+  return { first: out, later };
 }

@@ -7,8 +7,11 @@ import { createDuckDbSink, DuckDbUnavailableError, type DuckDbSink } from '../ad
 import { startWorker, type Worker } from '../app.js';
 import { loadConfig, type Config } from '../config.js';
 import type { AvroSchema } from '../core/avro-type.js';
+import { renderSchemaDiff } from '../core/schema-diff.js';
 import type { PreparedRow, Sink } from '../core/sink.js';
-import { formatTableRef, type TableRef } from '../core/table-schema.js';
+import type { TableEvolution, TableEvolver } from '../core/table-evolver.js';
+import type { TableLayout } from '../core/table-layout.js';
+import { formatTableRef, type TableField, type TableRef } from '../core/table-schema.js';
 import { startPubSubEmulator } from '../dev/pubsub-emulator.js';
 import { ConfigError, type ErrorCode } from '../errors.js';
 import { createLogger } from '../ops/logger.js';
@@ -24,7 +27,9 @@ PUBSUB_EMULATOR_HOST is set), a mixed stream of Avro log events, the worker, and
 
 Options:
   --keep             leave the worker running (with /metrics) after the summary, until Ctrl-C
-  --messages N       good messages to publish (default 6000); six poison ones come on top
+  --messages N       good messages to publish (default 6000); six poison ones come on top. A tenth
+                     of them, access events of a later schema revision that adds a field, come
+                     after the rest has settled: the worker adds the column
   --config FILE      default examples/demo/tributary.yaml (next to it: pubsub.json)
   -h, --help         this help
 `;
@@ -33,6 +38,8 @@ Options:
 const SCHEMA_TOPIC = 'demo-access';
 const FRAMED_TOPIC = 'demo-logs';
 const ACCESS_SCHEMA = 'demo-access';
+/** The route whose table evolves: its config says schemaEvolution: add-columns. */
+const EVOLVING_ROUTE = 'access';
 const CONFLUENT_IDS = { audit: 1, metricV1: 2, metricV2: 3 };
 const WATCH_SUBSCRIPTION = 'demo-dead-letter-watch';
 /** Messages dead-lettered before a route took them: undecodable, unknown schema, unrouted. */
@@ -141,7 +148,9 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   const manifestPath = join(dirname(configPath), 'pubsub.json');
   const provisioned = await provision(pubsub, manifestPath, config.projectId, [{ topic: shortName(config.deadLetter.topic), name: WATCH_SUBSCRIPTION }]);
   const accessRevisions = provisioned.definitions.get(ACCESS_SCHEMA) ?? [];
-  if (accessRevisions.length !== 2) throw new Error(`${manifestPath}: the schema ${ACCESS_SCHEMA} needs two revisions`);
+  if (accessRevisions.length !== 3) throw new Error(`${manifestPath}: the schema ${ACCESS_SCHEMA} needs three revisions`);
+  const evolving = config.routes.find((r) => r.name === EVOLVING_ROUTE);
+  if (evolving?.schemaEvolution !== 'add-columns') throw new ConfigError([`routes.${EVOLVING_ROUTE}.schemaEvolution: the demo needs add-columns`]);
   say(`  provisioned        schema ${ACCESS_SCHEMA} (revisions ${(provisioned.revisions.get(ACCESS_SCHEMA) ?? []).join(', ')}), topics and subscriptions of ${manifestPath}`);
 
   // Every run starts with an empty file, so the counts below are this run's.
@@ -172,7 +181,8 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
     }
     return true;
   };
-  const observed: Sink = {
+  const evolutions: Array<{ table: string; schemaId: string; evolution: TableEvolution }> = [];
+  const observed: Sink & TableEvolver = {
     name: sink.name,
     limits: sink.limits,
     prepare: (id, row) => sink.prepare(id, row),
@@ -192,6 +202,12 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
       return outcome;
     },
     getTableSchema: (table: TableRef) => sink.getTableSchema(table),
+    async evolve(table: TableRef, schemaId: string, desired: readonly TableField[]) {
+      const evolution = await sink.evolve(table, schemaId, desired);
+      if (evolution.changed) evolutions.push({ table: `${table.datasetId}.${table.tableId}`, schemaId, evolution });
+      return evolution;
+    },
+    createTable: (table: TableRef, fields: readonly TableField[], layout?: TableLayout) => sink.createTable(table, fields, layout),
   };
   const deadLetters: DeadLetterSeen[] = [];
   const watch = pubsub.subscription(WATCH_SUBSCRIPTION);
@@ -220,12 +236,13 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   say(`  worker             routes ${config.routes.map((r) => r.name).join(', ')}; metrics on http://127.0.0.1:${worker.port}/metrics`);
   say('');
 
-  // --- publish
+  // --- publish, in two parts: the mixed stream, then (once it has settled) the later revision
   const registryDir = config.registry.directory ?? join(dirname(configPath), 'registry');
   const readRegistered = async (id: number): Promise<AvroSchema> => JSON.parse(await readFile(join(registryDir, `${id}.avsc`), 'utf8')) as AvroSchema;
+  const [rev1, rev2, rev3] = accessRevisions.map((text) => JSON.parse(text) as AvroSchema) as [AvroSchema, AvroSchema, AvroSchema];
   const stream = demoStream(
     {
-      accessRevisions: [JSON.parse(accessRevisions[0] as string) as AvroSchema, JSON.parse(accessRevisions[1] as string) as AvroSchema],
+      accessRevisions: [rev1, rev2, rev3],
       audit: await readRegistered(CONFLUENT_IDS.audit),
       metricV1: await readRegistered(CONFLUENT_IDS.metricV1),
       metricV2: await readRegistered(CONFLUENT_IDS.metricV2),
@@ -235,38 +252,50 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   const topics = new Map([SCHEMA_TOPIC, FRAMED_TOPIC].map((name) => [name, pubsub.topic(name, { batching: { maxMessages: 250, maxMilliseconds: 5 } })]));
   const expectedDead = new Map<string, ErrorCode>();
   const ids: string[] = [];
-  const publishBar = new ProgressBar('published', stream.length);
   const routeOfLogType = new Map(config.routes.flatMap((r) => r.match.map((m) => [m, r.name] as const)));
-  for (let i = 0; i < stream.length; i += PUBLISH_CHUNK) {
-    const chunk = stream.slice(i, i + PUBLISH_CHUNK);
-    const chunkIds = await Promise.all(chunk.map((m: DemoMessage) => (topics.get(m.topic) as ReturnType<PubSub['topic']>).publishMessage({ data: m.data, attributes: m.attributes })));
-    const now = Date.now();
-    chunk.forEach((m, k) => {
-      const id = chunkIds[k] as string;
-      ids.push(id);
-      if (m.poison) expectedDead.set(id, m.poison);
-      const tally = tallies.get(routeOfLogType.get(m.logType) ?? NO_ROUTE);
-      if (tally && tally.firstPublishAt === undefined) tally.firstPublishAt = now;
-    });
-    publishBar.update(ids.length);
-  }
-  publishBar.done(`(${expectedDead.size} of them poison)`);
-  published = ids.length;
+  const publish = async (messages: DemoMessage[], label: string): Promise<string[]> => {
+    const partIds: string[] = [];
+    const bar = new ProgressBar(label, messages.length);
+    for (let i = 0; i < messages.length; i += PUBLISH_CHUNK) {
+      const chunk = messages.slice(i, i + PUBLISH_CHUNK);
+      const chunkIds = await Promise.all(chunk.map((m: DemoMessage) => (topics.get(m.topic) as ReturnType<PubSub['topic']>).publishMessage({ data: m.data, attributes: m.attributes })));
+      const now = Date.now();
+      chunk.forEach((m, k) => {
+        const id = chunkIds[k] as string;
+        partIds.push(id);
+        if (m.poison) expectedDead.set(id, m.poison);
+        const tally = tallies.get(routeOfLogType.get(m.logType) ?? NO_ROUTE);
+        if (tally && tally.firstPublishAt === undefined) tally.firstPublishAt = now;
+      });
+      bar.update(partIds.length);
+    }
+    ids.push(...partIds);
+    published = ids.length;
+    const poisoned = partIds.filter((id) => expectedDead.has(id)).length;
+    bar.done(poisoned > 0 ? `(${poisoned} of them poison)` : '');
+    return partIds;
+  };
+  // Waits until every message of the part is inserted or dead-lettered.
+  const settleAll = async (partIds: string[]): Promise<void> => {
+    progress = new ProgressBar('settled', published);
+    remaining = new Set(partIds.filter((id) => !settled.has(id)));
+    progress.update(published - remaining.size);
+    if (remaining.size > 0) {
+      await new Promise<void>((resolveSettled, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${remaining?.size ?? '?'} of ${published} messages were neither inserted nor dead-lettered within ${SETTLE_TIMEOUT_MS / 1000} s`)), SETTLE_TIMEOUT_MS);
+        wakeSettled = () => {
+          clearTimeout(timer);
+          resolveSettled();
+        };
+      });
+    }
+    progress.done('(inserted or dead-lettered)');
+  };
 
-  // --- wait until every published message is inserted or dead-lettered
-  progress = new ProgressBar('settled', published);
-  remaining = new Set(ids.filter((id) => !settled.has(id)));
-  progress.update(published - remaining.size);
-  if (remaining.size > 0) {
-    await new Promise<void>((resolveSettled, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${remaining?.size ?? '?'} of ${published} messages were neither inserted nor dead-lettered within ${SETTLE_TIMEOUT_MS / 1000} s`)), SETTLE_TIMEOUT_MS);
-      wakeSettled = () => {
-        clearTimeout(timer);
-        resolveSettled();
-      };
-    });
-  }
-  progress.done('(inserted or dead-lettered)');
+  await settleAll(await publish(stream.first, 'published'));
+  const columnsBefore = (await sink.getTableSchema(evolving.table)).fields.map((f) => f.name);
+  const laterIds = await publish(stream.later, 'revision 3');
+  await settleAll(laterIds);
   const settledAt = Date.now();
 
   // --- report
@@ -284,6 +313,10 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   say(`Conservation: published ${published} = inserted ${inserted} + dead-lettered ${dead}${conserved ? '; every poison message dead-lettered with its reason' : ' -- MISMATCH'}`);
   say(`Wall time: ${((settledAt - startedAt) / 1000).toFixed(1)} s to settle everything (${Math.round((published * 1000) / Math.max(1, settledAt - startedAt))} messages/s including start-up)`);
   say('');
+  const deadIds = new Set(deadLetters.map((d) => d.sourceId));
+  const laterDead = laterIds.filter((id) => deadIds.has(id)).length;
+  const evolved = await printEvolution(sink, evolving.table, columnsBefore, evolutions, { published: laterIds.length, deadLettered: laterDead });
+  say('');
   await printTables(sink, config, dbPath);
   printHowTo(config, configPath, host);
 
@@ -296,7 +329,7 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   }
   workerStopped = true;
   const { drained } = await worker.stop();
-  return conserved && drained ? 0 : 1;
+  return conserved && evolved && drained ? 0 : 1;
 }
 
 async function printTables(sink: DuckDbSink, config: Config, dbPath: string): Promise<void> {
@@ -309,6 +342,46 @@ async function printTables(sink: DuckDbSink, config: Config, dbPath: string): Pr
     say(`  ${name}: ${String(count?.n ?? 0)} rows; a few of them:`);
     say(formatRows(await sink.query(`SELECT * FROM ${quoted} LIMIT 3`), width));
   }
+}
+
+/**
+ * What the later revision did to the table: the change the worker made, the columns, the rows
+ * carrying the new ones. True when a column was added and every later row carries a value in it.
+ */
+async function printEvolution(
+  sink: DuckDbSink,
+  table: TableRef,
+  columnsBefore: string[],
+  evolutions: Array<{ table: string; schemaId: string; evolution: TableEvolution }>,
+  later: { published: number; deadLettered: number },
+): Promise<boolean> {
+  const name = `${table.datasetId}.${table.tableId}`;
+  const columnsAfter = (await sink.getTableSchema(table)).fields.map((f) => f.name);
+  const added = columnsAfter.filter((c) => !columnsBefore.includes(c));
+  say(`Schema evolution (route ${EVOLVING_ROUTE}, schemaEvolution: add-columns)`);
+  say(`  ${later.published} access events of revision 3 of ${ACCESS_SCHEMA}, published after the rest had settled: ${later.published - later.deadLettered} inserted, ${later.deadLettered} dead-lettered`);
+  const changes = evolutions.filter((e) => e.table === name);
+  if (changes.length === 0) say(`  ${name} was not changed`);
+  for (const { schemaId, evolution } of changes) {
+    say(`  ${name} changed by the worker for schema ${schemaId}:`);
+    for (const line of renderSchemaDiff(evolution.diff)) say(`    ${line}`);
+  }
+  say(`  columns before: ${columnsBefore.length} (${columnsBefore.join(', ')})`);
+  say(`  columns after:  ${columnsAfter.length}${added.length > 0 ? ` (added: ${added.join(', ')})` : ' (none added)'}`);
+  const quoted = `"${table.datasetId}"."${table.tableId}"`;
+  let everyLaterRow = added.length > 0;
+  for (const column of added) {
+    const [count] = await sink.query(`SELECT count(${JSON.stringify(column)})::INTEGER AS carrying, count(*)::INTEGER AS total FROM ${quoted}`);
+    const carrying = Number(count?.carrying ?? 0);
+    if (carrying !== later.published) everyLaterRow = false;
+    say(`  rows with a value in ${column}: ${carrying} of ${String(count?.total ?? 0)} (the older rows have NULL)${carrying === later.published ? '' : ` -- expected ${later.published}`}`);
+  }
+  if (added.length > 0) {
+    const shown = ['path', 'status', ...added].map((c) => JSON.stringify(c)).join(', ');
+    const carrying = added.map((c) => `${JSON.stringify(c)} IS NOT NULL`).join(' OR ');
+    say(formatRows(await sink.query(`SELECT ${shown} FROM ${quoted} WHERE ${carrying} LIMIT 2`), Math.max(80, process.stdout.columns ?? 160)));
+  }
+  return everyLaterRow;
 }
 
 function printHowTo(config: Config, configPath: string, host: string): void {

@@ -1,15 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createAvroType, type AvroSchema } from '../../src/core/avro-type.js';
+import { demoStream } from '../../src/demo/demo-stream.js';
 import { closePubSub, createPubSub, pullAll } from '../support/pubsub-fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'tributary.js');
+const DEMO = join(ROOT, 'examples', 'demo');
 const POISON_CODES = ['CONVERSION_FAILED', 'DECODE_FAILED', 'NO_SCHEMA_REFERENCE', 'ROW_INVALID', 'SCHEMA_NOT_FOUND', 'UNROUTED'];
 
 interface Run {
@@ -89,7 +92,24 @@ describe('npm run demo', () => {
     for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
-  it('lands every good message in DuckDB, dead-letters exactly the poison ones, exits 0 and leaves nothing running', async () => {
+  /** The trace ids of the later revision's messages: the stream is seeded, so a run publishes these. */
+  async function laterTraceIds(messages: number): Promise<string[]> {
+    const avsc = async (path: string): Promise<AvroSchema> => JSON.parse(await readFile(join(DEMO, path), 'utf8')) as AvroSchema;
+    const rev3 = await avsc('schemas/access-v3.avsc');
+    const stream = demoStream(
+      {
+        accessRevisions: [await avsc('schemas/access-v1.avsc'), await avsc('schemas/access-v2.avsc'), rev3],
+        audit: await avsc('registry/1.avsc'),
+        metricV1: await avsc('registry/2.avsc'),
+        metricV2: await avsc('registry/3.avsc'),
+      },
+      { messages, schemaTopic: 'demo-access', framedTopic: 'demo-logs', confluentIds: { audit: 1, metricV1: 2, metricV2: 3 } },
+    );
+    const type = createAvroType(rev3);
+    return stream.later.map((m) => (type.fromBuffer(m.data) as { trace_id: { string: string } }).trace_id.string);
+  }
+
+  it('lands every good message in DuckDB, adds the column of the later revision, dead-letters exactly the poison ones, exits 0 and leaves nothing running', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tributary-demo-'));
     dirs.push(dir);
     const dbPath = join(dir, 'demo.duckdb');
@@ -108,6 +128,11 @@ describe('npm run demo', () => {
     expect(out).toContain('Conservation: published 1206 = inserted 1200 + dead-lettered 6; every poison message dead-lettered with its reason');
     expect(out).toMatch(/^ {2}access +600 +600 +0 /m);
     expect(out).toMatch(/^ {2}metric +301 +300 +1 /m);
+    // The later revision: the worker added its column while the rows waited, and none was dead-lettered.
+    expect(out).toContain('120 access events of revision 3 of demo-access, published after the rest had settled: 120 inserted, 0 dead-lettered');
+    expect(out).toMatch(/^ {4}\+ trace_id STRING NULLABLE$/m);
+    expect(out).toContain('columns after:  12 (added: trace_id)');
+    expect(out).toContain('rows with a value in trace_id: 120 of 600');
     expect(out).toContain('duckdb ');
     expect(out).toContain('npx tributary replay demo-dead-letter');
     expect(groupAlive(demo.child.pid)).toBe(false);
@@ -122,8 +147,16 @@ describe('npm run demo', () => {
          UNION ALL SELECT 'metric', count(*)::INTEGER, count(DISTINCT _message_id)::INTEGER FROM logs.metric ORDER BY t`,
       )
     ).getRowObjectsJS();
+    const traceColumn = (await connection.runAndReadAll("SELECT data_type FROM duckdb_columns() WHERE schema_name = 'logs' AND table_name = 'access' AND column_name = 'trace_id'")).getRowObjectsJS();
+    const traced = (await connection.runAndReadAll('SELECT trace_id, _publish_time FROM logs.access WHERE trace_id IS NOT NULL')).getRowObjectsJS() as Array<{ trace_id: string; _publish_time: Date }>;
+    const [untraced] = (await connection.runAndReadAll('SELECT max(_publish_time) AS last FROM logs.access WHERE trace_id IS NULL')).getRowObjectsJS() as Array<{ last: Date }>;
     connection.closeSync();
     db.closeSync();
+    expect(traceColumn).toEqual([{ data_type: 'VARCHAR' }]);
+    // Exactly the later revision's rows carry a trace id, each the one its message was published with.
+    expect(traced.map((r) => r.trace_id).sort()).toEqual((await laterTraceIds(1200)).sort());
+    const firstTraced = Math.min(...traced.map((r) => r._publish_time.getTime()));
+    expect(firstTraced).toBeGreaterThan(untraced?.last.getTime() ?? Number.POSITIVE_INFINITY);
     expect(counts).toEqual([
       { t: 'access', n: 600, d: 600 },
       { t: 'audit', n: 300, d: 300 },
