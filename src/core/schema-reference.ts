@@ -64,7 +64,8 @@ export function isPubSubRevisionId(revisionId: string): boolean {
 /** Quoted for an error message: short, and with control bytes visible rather than written to a log line. */
 export function quoteForMessage(value: string, max = 80): string {
   const shown = value.length > max ? `${value.slice(0, max)}…` : value;
-  return JSON.stringify(shown);
+  // JSON escapes C0 controls only: DEL and C1 controls are escaped the same way.
+  return JSON.stringify(shown).replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export const CONFLUENT_MAGIC_BYTE = 0;
