@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TributaryError } from '../errors.js';
 import type { SchemaRegistry } from '../core/schema-cache.js';
@@ -326,7 +326,12 @@ export class DirectorySchemaRegistry implements SchemaRegistry {
       return await readFile(join(this.directory, file), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TributaryError('SCHEMA_NOT_FOUND', `no schema file ${file} in ${this.directory}`);
+      if (code === 'ENOENT') {
+        // A missing directory is the worker's configuration (or a volume not mounted yet), not every message's.
+        const directoryThere = await stat(this.directory).then((s) => s.isDirectory(), () => false);
+        if (!directoryThere) throw new TributaryError('REGISTRY_UNAVAILABLE', `schema directory ${this.directory} does not exist`);
+        throw new TributaryError('SCHEMA_NOT_FOUND', `no schema file ${file} in ${this.directory}`);
+      }
       // The name passed the checks above: what the file system says now is about the directory.
       if (code === 'EACCES' || code === 'EPERM') throw new TributaryError('REGISTRY_ACCESS_DENIED', `the worker may not read schema file ${file} in ${this.directory}: ${code}`);
       throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot read schema file ${file}: ${code ?? (err as Error).message}`);

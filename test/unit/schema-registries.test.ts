@@ -67,6 +67,13 @@ describe('DirectorySchemaRegistry: ids that cannot be file names are data errors
     expect(missing.code).toBe('SCHEMA_NOT_FOUND');
     expect(missing.message).toContain('no schema file logs@zzz.avsc');
   });
+
+  it('a schema directory that does not exist is the configuration, not the message: REGISTRY_UNAVAILABLE, never dead-lettered', async () => {
+    const gone = new DirectorySchemaRegistry(join(tmpdir(), 'tributary-no-such-directory', 'schemas'));
+    const error = await failure(gone.fetch({ kind: 'confluent', id: 7 }));
+    expect(error.code).toBe('REGISTRY_UNAVAILABLE');
+    expect(error.message).toContain('does not exist');
+  });
 });
 
 /** A gRPC error as google-gax rejects with it: an Error with a numeric `code` and the status in the message. */
