@@ -82,7 +82,10 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
     if (code === GRPC_PERMISSION_DENIED && foreign) {
       return new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} is in project ${project}, not the worker's project ${own}, and may not be read there: ${message}`);
     }
-    if (code === GRPC_PERMISSION_DENIED || code === GRPC_UNAUTHENTICATED) {
+    if (code === GRPC_UNAUTHENTICATED) {
+      return new TributaryError('REGISTRY_ACCESS_DENIED', `the Pub/Sub schema service refuses the worker's credentials reading ${name}: ${message}`, { cause: err });
+    }
+    if (code === GRPC_PERMISSION_DENIED) {
       return new TributaryError(
         'REGISTRY_ACCESS_DENIED',
         `the Pub/Sub schema service refuses the worker reading ${name} in its own project ${own || project} (it needs pubsub.schemas.get, e.g. roles/pubsub.viewer): ${message}`,
