@@ -160,6 +160,8 @@ export interface Pipeline {
   readonly dispatcher: Dispatcher;
   readonly routes: ReadonlyMap<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>;
   readonly settler: Settler;
+  /** Schemas by reference; also whether the registry lets the worker read them (readiness). */
+  readonly schemas: SchemaCache;
 }
 
 export interface PipelineDeps {
@@ -192,6 +194,8 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
+    registryFault: (error) => logger.error({ code: error.code, err: error.message }, 'The schema registry refuses the worker: messages are nacked, not dead-lettered, and readiness fails until a schema read succeeds.'),
+    registryRecovered: () => logger.info({}, 'The schema registry answers the worker again.'),
   });
   metrics.watchSchemaCache(() => schemas.size);
   const evolverFor = createTableEvolvers(config, metrics, logger);
@@ -227,7 +231,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     flushAtUnsettled: config.flowControl.maxMessages,
     maxDecodedBytes: config.flowControl.maxDecodedBytes ?? Math.floor(getHeapStatistics().heap_size_limit / 16),
   });
-  return { dispatcher, routes, settler };
+  return { dispatcher, routes, settler, schemas };
 }
 
 export async function startWorker(config: Config, deps: WorkerDeps): Promise<Worker> {
@@ -237,7 +241,7 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   const sinks = deps.sink ? oneSink(deps.sink) : await createSinks(config, logger);
   const deadLetters = new PubSubDeadLetterPublisher(pubsub, config.deadLetter.topic);
   await checkDeadLetterTopic(deadLetters, config.deadLetter.topic, logger);
-  const { dispatcher, routes } = createPipeline(config, { logger, sinks, deadLetters, pubsub, metrics });
+  const { dispatcher, routes, schemas } = createPipeline(config, { logger, sinks, deadLetters, pubsub, metrics });
 
   const subscriptions = [...(config.subscription ? [config.subscription] : []), ...config.routes.flatMap((r) => (r.subscription ? [r.subscription] : []))];
   let reportLost: (lost: SourceLost) => void = () => undefined;
@@ -261,8 +265,9 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     ready: () => {
       const routeStates = [...routes.values()].map((r) => r.pipeline.status());
       const subs = sources.map((s) => ({ subscription: s.name, open: s.isOpen, error: s.error }));
-      const ready = !draining && sources.every((s) => s.isOpen);
-      return { ready, body: { status: ready ? 'ready' : draining ? 'draining' : 'not ready', subscriptions: subs, routes: routeStates } };
+      const registry = schemas.registryHealth();
+      const ready = !draining && sources.every((s) => s.isOpen) && registry.healthy;
+      return { ready, body: { status: ready ? 'ready' : draining ? 'draining' : 'not ready', subscriptions: subs, registry, routes: routeStates } };
     },
     status: () => ({ routes: [...routes.values()].map((r) => r.pipeline.status()), unsettled: dispatcher.unsettled }),
     live: () => {

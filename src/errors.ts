@@ -28,6 +28,12 @@ export const ERROR_CODES = {
   SCHEMA_INCOMPATIBLE: 'data',
   // transient: retried, then nacked
   REGISTRY_UNAVAILABLE: 'transient',
+  /**
+   * The registry refuses the worker itself (no permission in its own project, bad credentials): a
+   * configuration fault, never the message's. Nacked, logged loudly, and readiness fails until a
+   * schema read succeeds again; dead-lettering would empty the stream over one IAM mistake.
+   */
+  REGISTRY_ACCESS_DENIED: 'transient',
   BIGQUERY_UNAVAILABLE: 'transient',
   BIGQUERY_RATE_LIMITED: 'transient',
   BIGQUERY_QUOTA_EXCEEDED: 'transient',

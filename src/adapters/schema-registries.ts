@@ -1,14 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PubSub } from '@google-cloud/pubsub';
 import { TributaryError } from '../errors.js';
 import type { SchemaRegistry } from '../core/schema-cache.js';
-import type { SchemaReference } from '../core/schema-reference.js';
+import { isPubSubRevisionId, parsePubSubSchemaName, quoteForMessage, type SchemaReference } from '../core/schema-reference.js';
 import { withTimeout } from './with-timeout.js';
 
-/** gRPC status codes that mean "this schema revision does not exist". */
-const GRPC_NOT_FOUND = 5;
+/** gRPC status codes the schema service answers with. */
 const GRPC_INVALID_ARGUMENT = 3;
+const GRPC_NOT_FOUND = 5;
+const GRPC_PERMISSION_DENIED = 7;
+const GRPC_UNAUTHENTICATED = 16;
 
 /**
  * One schema-service call is cut here (the client would retry on its own for minutes); the
@@ -16,32 +17,82 @@ const GRPC_INVALID_ARGUMENT = 3;
  */
 const SCHEMA_SERVICE_TIMEOUT_MS = 10_000;
 
-/** Pub/Sub's schema service: the exact revision a message names. */
+/** The part of the schema service's client this registry uses (the real client in production). */
+export interface SchemaServiceClient {
+  getSchema(request: { name: string; view: 'FULL' }): Promise<[{ type?: unknown; definition?: string | null }, ...unknown[]]>;
+}
+
+/** Where the Pub/Sub schema registry finds the schema service and the worker's own project. */
+export interface SchemaService {
+  /** The worker's project; read after getSchemaClient(), which resolves it from the credentials if unset. */
+  readonly projectId: string;
+  getSchemaClient(): Promise<SchemaServiceClient>;
+}
+
+/**
+ * Pub/Sub's schema service: the exact revision a message names.
+ *
+ * A reference is the message's, so what the service says about it decides between a data error and
+ * a configuration fault by whose project it names. A malformed name or revision never reaches the
+ * service (data). Another project's schema that is missing or unreadable is a forged or foreign
+ * reference: dead-lettered, or it would be redelivered forever. The worker's own project denying a
+ * read is the worker's service account lacking `pubsub.schemas.get`: the message is nacked and the
+ * fault made loud (REGISTRY_ACCESS_DENIED), never dead-lettered, since every message would follow.
+ * A project named by number cannot be told from the worker's own, so it counts as its own.
+ */
 export class PubSubSchemaRegistry implements SchemaRegistry {
   readonly name = 'pubsub';
 
-  constructor(private readonly pubsub: PubSub) {}
+  constructor(private readonly pubsub: SchemaService) {}
 
   async fetch(ref: SchemaReference): Promise<string> {
     if (ref.kind !== 'pubsub') throw new TributaryError('SCHEMA_NOT_FOUND', 'the Pub/Sub schema service only knows Pub/Sub schema revisions');
-    const client = await this.pubsub.getSchemaClient();
-    const name = `${ref.schema}@${ref.revisionId}`;
-    try {
-      const [schema] = await withTimeout(client.getSchema({ name, view: 'FULL' }), SCHEMA_SERVICE_TIMEOUT_MS, () => new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`));
-      if (schema.type !== 'AVRO' && schema.type !== 1) {
-        throw new TributaryError('SCHEMA_INVALID', `schema ${name} is of type ${String(schema.type)}, not AVRO`);
-      }
-      if (!schema.definition) throw new TributaryError('SCHEMA_INVALID', `schema ${name} has no definition`);
-      return schema.definition;
-    } catch (err) {
-      if (err instanceof TributaryError) throw err;
-      const code = (err as { code?: unknown }).code;
-      const message = err instanceof Error ? err.message : String(err);
-      if (code === GRPC_NOT_FOUND || code === GRPC_INVALID_ARGUMENT) {
-        throw new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} not found: ${message}`);
-      }
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `Pub/Sub schema service failed for ${name}: ${message}`, { cause: err });
+    const parsed = parsePubSubSchemaName(ref.schema);
+    if (parsed === undefined) {
+      throw new TributaryError('SCHEMA_NOT_FOUND', `schema name ${quoteForMessage(ref.schema)} is not a Pub/Sub schema name (projects/<project>/schemas/<schema>)`);
     }
+    if (!isPubSubRevisionId(ref.revisionId)) {
+      throw new TributaryError('SCHEMA_NOT_FOUND', `schema revision id ${quoteForMessage(ref.revisionId)} of ${ref.schema} is not a Pub/Sub revision id`);
+    }
+    const name = `${ref.schema}@${ref.revisionId}`;
+    let schema: { type?: unknown; definition?: string | null };
+    try {
+      const client = await this.pubsub.getSchemaClient();
+      [schema] = await withTimeout(client.getSchema({ name, view: 'FULL' }), SCHEMA_SERVICE_TIMEOUT_MS, () => new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`));
+    } catch (err) {
+      throw this.classify(err, name, parsed.project);
+    }
+    if (schema.type !== 'AVRO' && schema.type !== 1) {
+      throw new TributaryError('SCHEMA_INVALID', `schema ${name} is of type ${String(schema.type)}, not AVRO`);
+    }
+    if (!schema.definition) throw new TributaryError('SCHEMA_INVALID', `schema ${name} has no definition`);
+    return schema.definition;
+  }
+
+  private classify(err: unknown, name: string, project: string): TributaryError {
+    const code = (err as { code?: unknown }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    const own = this.pubsub.projectId;
+    // Unknown own project (not resolved) or a project number: treated as the worker's own.
+    const foreign = own !== '' && !own.startsWith('{{') && project !== own && !/^\d+$/.test(project);
+    if (code === GRPC_NOT_FOUND || code === GRPC_INVALID_ARGUMENT) {
+      const where = foreign ? ` (in project ${project}, not the worker's project ${own})` : '';
+      return new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} not found${where}: ${message}`);
+    }
+    if (code === GRPC_PERMISSION_DENIED && foreign) {
+      return new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} is in project ${project}, not the worker's project ${own}, and may not be read there: ${message}`);
+    }
+    if (code === GRPC_UNAUTHENTICATED) {
+      return new TributaryError('REGISTRY_ACCESS_DENIED', `the Pub/Sub schema service refuses the worker's credentials reading ${name}: ${message}`, { cause: err });
+    }
+    if (code === GRPC_PERMISSION_DENIED) {
+      return new TributaryError(
+        'REGISTRY_ACCESS_DENIED',
+        `the Pub/Sub schema service refuses the worker reading ${name} in its own project ${own || project} (it needs pubsub.schemas.get, e.g. roles/pubsub.viewer): ${message}`,
+        { cause: err },
+      );
+    }
+    return new TributaryError('REGISTRY_UNAVAILABLE', `Pub/Sub schema service failed for ${name}: ${message}`, { cause: err });
   }
 }
 
@@ -65,8 +116,9 @@ interface RegistrySchemaRecord {
 
 /**
  * Any Confluent-compatible registry (Confluent, Apicurio's ccompat API, Karapace, Redpanda):
- * `GET /schemas/ids/{id}`. A 404 is an unknown id (data error); anything else that is not a
- * usable answer means the registry is unavailable (retryable), garbage included. Schema
+ * `GET /schemas/ids/{id}`. A 404 is an unknown id (data error); a 401 or 403 refuses the worker's
+ * credentials (REGISTRY_ACCESS_DENIED: nacked, readiness fails); anything else that is not a usable
+ * answer means the registry is unavailable (retryable), garbage included. Schema
  * references (`references`: name/subject/version) are fetched recursively and inlined where each
  * referenced type is first used, as Avro Java writes a schema, so the result stands alone.
  */
@@ -181,6 +233,10 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     if (response.status === 404) {
       throw new TributaryError('SCHEMA_NOT_FOUND', `schema ${what} not found in registry ${this.base}: ${text.slice(0, 200)}`);
     }
+    // The registry refuses the worker's credentials, not the message: dead-lettering would empty the stream.
+    if (response.status === 401 || response.status === 403) {
+      throw new TributaryError('REGISTRY_ACCESS_DENIED', `schema registry ${this.base} refuses the worker reading ${what} (${response.status}; check registry.confluent credentials): ${text.slice(0, 200)}`);
+    }
     if (!response.ok) {
       throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${response.status} for ${what}: ${text.slice(0, 200)}`);
     }
@@ -250,9 +306,16 @@ function describeFetchError(err: unknown): string {
   return cause?.code ?? cause?.message ?? (err as Error).message;
 }
 
+/** File names are limited to 255 bytes on common file systems; ids are kept well inside it. */
+export const MAX_SCHEMA_FILE_NAME_BYTES = 200;
+
 /**
  * `.avsc` files named after the id: `<confluent id>.avsc` or `<schema name>@<revision>.avsc`
  * (the short schema name, without `projects/…/schemas/`). For development and tests.
+ *
+ * The name comes from the message, so one that cannot be a file name (empty, too long, control
+ * bytes, a path separator, `..`) names no schema: a data error, decided before any file-system call
+ * that would fail with an error indistinguishable from an unreadable directory.
  */
 export class DirectorySchemaRegistry implements SchemaRegistry {
   readonly name = 'directory';
@@ -261,16 +324,41 @@ export class DirectorySchemaRegistry implements SchemaRegistry {
 
   async fetch(ref: SchemaReference): Promise<string> {
     if (ref.kind === 'fingerprint') throw new TributaryError('SCHEMA_NOT_FOUND', 'a schema directory is searched by fingerprint through the fingerprint index');
-    const file = ref.kind === 'confluent' ? `${ref.id}.avsc` : `${ref.schema.split('/').pop() ?? ref.schema}@${ref.revisionId}.avsc`;
-    if (file.includes('..') || file.includes('/')) throw new TributaryError('SCHEMA_NOT_FOUND', `schema file name "${file}" is not allowed`);
+    const file = ref.kind === 'confluent' ? `${ref.id}.avsc` : pubsubSchemaFile(ref.schema, ref.revisionId);
     try {
       return await readFile(join(this.directory, file), 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TributaryError('SCHEMA_NOT_FOUND', `no schema file ${file} in ${this.directory}`);
+      if (code === 'ENOENT') {
+        // A missing directory is the worker's configuration (or a volume not mounted yet), not every message's.
+        const directoryThere = await stat(this.directory).then((s) => s.isDirectory(), () => false);
+        if (!directoryThere) throw new TributaryError('REGISTRY_UNAVAILABLE', `schema directory ${this.directory} does not exist`);
+        throw new TributaryError('SCHEMA_NOT_FOUND', `no schema file ${file} in ${this.directory}`);
+      }
+      // The name passed the checks above: what the file system says now is about the directory.
+      if (code === 'EACCES' || code === 'EPERM') throw new TributaryError('REGISTRY_ACCESS_DENIED', `the worker may not read schema file ${file} in ${this.directory}: ${code}`);
       throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot read schema file ${file}: ${code ?? (err as Error).message}`);
     }
   }
+}
+
+/** `<short schema name>@<revision>.avsc`, or SCHEMA_NOT_FOUND when the reference cannot be a file name. */
+function pubsubSchemaFile(schema: string, revisionId: string): string {
+  const short = schema.slice(schema.lastIndexOf('/') + 1);
+  const why = invalidFileNamePart(short, 'schema name') ?? invalidFileNamePart(revisionId, 'revision id');
+  const file = `${short}@${revisionId}.avsc`;
+  if (why === undefined && Buffer.byteLength(file) <= MAX_SCHEMA_FILE_NAME_BYTES) return file;
+  throw new TributaryError('SCHEMA_NOT_FOUND', `schema reference ${quoteForMessage(`${schema}@${revisionId}`)} names no schema file: ${why ?? `the file name is longer than ${MAX_SCHEMA_FILE_NAME_BYTES} bytes`}`);
+}
+
+/** Why a part of a schema reference cannot be part of a file name, or undefined when it can. */
+function invalidFileNamePart(part: string, what: string): string | undefined {
+  if (part === '') return `the ${what} is empty`;
+  if (Buffer.byteLength(part) > MAX_SCHEMA_FILE_NAME_BYTES) return `the ${what} is longer than ${MAX_SCHEMA_FILE_NAME_BYTES} bytes`;
+  if (/\p{Cc}/u.test(part)) return `the ${what} contains a control character`;
+  if (part.includes('/') || part.includes('\\')) return `the ${what} contains a path separator`;
+  if (part.includes('..')) return `the ${what} contains ".."`;
+  return undefined;
 }
 
 /** `auto`: each message's reference picks the registry that can answer it. */

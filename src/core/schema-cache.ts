@@ -1,5 +1,6 @@
 import { TributaryError, toTributaryError } from '../errors.js';
 import { createAvroType, type AvroSchema, type AvroType } from './avro-type.js';
+import { RegistryHealth, type RegistryHealthState } from './registry-health.js';
 import { createRowConverter } from './rows/row-converter.js';
 import type { SchemaReference } from './schema-reference.js';
 import { schemaKey } from './schema-reference.js';
@@ -7,7 +8,8 @@ import type { Row } from './table-schema.js';
 
 /**
  * Fetches a schema definition (Avro JSON text). Throws TributaryError: SCHEMA_NOT_FOUND when the
- * registry says the id does not exist, REGISTRY_UNAVAILABLE when it cannot answer.
+ * registry says the id does not exist (or the reference could never name one), REGISTRY_UNAVAILABLE
+ * when it cannot answer, REGISTRY_ACCESS_DENIED when it refuses the worker itself.
  */
 export interface SchemaRegistry {
   readonly name: string;
@@ -28,6 +30,10 @@ export interface SchemaCacheEvents {
   hit(): void;
   miss(): void;
   fetched(registry: string, seconds: number, ok: boolean): void;
+  /** The registry refuses the worker (REGISTRY_ACCESS_DENIED): at most once per report period. */
+  registryFault?(error: TributaryError): void;
+  /** A schema read succeeded after such a fault. */
+  registryRecovered?(): void;
 }
 
 export function compileSchema(key: string, definition: string): CompiledSchema {
@@ -57,13 +63,21 @@ export function compileSchema(key: string, definition: string): CompiledSchema {
 export class SchemaCache {
   private readonly compiled = new Map<string, CompiledSchema | TributaryError>();
   private readonly loading = new Map<string, Promise<CompiledSchema>>();
+  private readonly health: RegistryHealth;
 
   constructor(
     private readonly registry: SchemaRegistry,
     private readonly maxEntries: number,
     private readonly events: SchemaCacheEvents,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.health = new RegistryHealth(now);
+  }
+
+  /** Whether the registry lets the worker read schemas: what readiness consults. */
+  registryHealth(): RegistryHealthState {
+    return this.health.state();
+  }
 
   /** The hot path: a cached schema without a promise. Throws a cached compile failure. */
   getCached(key: string): CompiledSchema | undefined {
@@ -104,8 +118,11 @@ export class SchemaCache {
       this.events.fetched(this.registry.name, (this.now() - started) / 1000, true);
     } catch (err) {
       this.events.fetched(this.registry.name, (this.now() - started) / 1000, false);
-      throw toTributaryError(err);
+      const error = toTributaryError(err);
+      if (this.health.failed(error)) this.events.registryFault?.(error);
+      throw error;
     }
+    if (this.health.succeeded()) this.events.registryRecovered?.();
     let result: CompiledSchema | TributaryError;
     try {
       result = compileSchema(key, definition);

@@ -35,6 +35,39 @@ export const TRIBUTARY_SCHEMA_ATTRIBUTES = {
   confluentId: 'tributary_schema_confluent_id',
 } as const;
 
+/**
+ * `projects/<project>/schemas/<schema>` as the schema service names a schema. Project ids are
+ * lowercase letters, digits and hyphens (a domain-scoped one has `domain:` before it, a project
+ * number is digits); schema ids are letters, digits and `-_.~+%`, at most 255. Tolerant of short
+ * test names; strict about what could change the request (`/`, `@`, spaces, control bytes).
+ */
+const PUBSUB_SCHEMA_NAME = /^projects\/([a-z0-9][a-z0-9.:-]{0,99})\/schemas\/([A-Za-z0-9][A-Za-z0-9_.~+%-]{0,254})$/;
+/** The service's revision ids are short hex strings; this admits any short token and nothing that could change the request. */
+const PUBSUB_REVISION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface PubSubSchemaName {
+  readonly project: string;
+  readonly schemaId: string;
+}
+
+/** The parts of a full Pub/Sub schema name, or undefined when it is not one. */
+export function parsePubSubSchemaName(name: string): PubSubSchemaName | undefined {
+  const match = PUBSUB_SCHEMA_NAME.exec(name);
+  if (match === null) return undefined;
+  return { project: match[1] as string, schemaId: match[2] as string };
+}
+
+export function isPubSubRevisionId(revisionId: string): boolean {
+  return PUBSUB_REVISION_ID.test(revisionId);
+}
+
+/** Quoted for an error message: short, and with control bytes visible rather than written to a log line. */
+export function quoteForMessage(value: string, max = 80): string {
+  const shown = value.length > max ? `${value.slice(0, max)}…` : value;
+  // JSON escapes C0 controls only: DEL and C1 controls are escaped the same way.
+  return JSON.stringify(shown).replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export const CONFLUENT_MAGIC_BYTE = 0;
 export const CONFLUENT_HEADER_BYTES = 5;
 

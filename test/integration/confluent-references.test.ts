@@ -100,3 +100,21 @@ describe('Confluent schema references', () => {
     expect(await codeOf(confluentSubjectSource(registry, ['zone-value']).list())).toBe('REGISTRY_UNAVAILABLE');
   });
 });
+
+describe('Confluent registry answers: whose fault it is', () => {
+  it('an unknown id (404) is SCHEMA_NOT_FOUND: the message is dead-lettered', async () => {
+    expect(await codeOf(registry.fetch({ kind: 'confluent', id: 404 }))).toBe('SCHEMA_NOT_FOUND');
+  });
+
+  it('401 and 403 refuse the worker, not the message: REGISTRY_ACCESS_DENIED, nacked with readiness failing, never dead-lettered', async () => {
+    server.register(1, zone);
+    server.setAuth({ bearer: 'not-the-worker' });
+    const refused = await registry.fetch({ kind: 'confluent', id: 1 }).catch((err: unknown) => err as { code: string; message: string });
+    expect(refused).toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    expect((refused as { message: string }).message).toContain('401');
+    server.setAuth(null);
+    server.failNext(1, 403);
+    expect(await codeOf(registry.fetch({ kind: 'confluent', id: 1 }))).toBe('REGISTRY_ACCESS_DENIED');
+    expect(await codeOf(registry.fetch({ kind: 'confluent', id: 1 }))).toBe('ok');
+  });
+});

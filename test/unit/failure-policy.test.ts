@@ -19,6 +19,7 @@ describe('failure policy: what happens to a message that failed with code X', ()
       SCHEMA_INCOMPATIBLE: 'dead-letter',
       SCHEMA_PROPAGATING: 'retry',
       REGISTRY_UNAVAILABLE: 'retry',
+      REGISTRY_ACCESS_DENIED: 'retry',
       BIGQUERY_UNAVAILABLE: 'retry',
       BIGQUERY_RATE_LIMITED: 'retry',
       BIGQUERY_QUOTA_EXCEEDED: 'retry',

@@ -83,3 +83,65 @@ describe('SchemaCache', () => {
     expect(cache.size).toBe(3);
   });
 });
+
+describe('SchemaCache: registry health, what readiness consults', () => {
+  const refOf = (id: number): SchemaReference => ({ kind: 'confluent', id });
+
+  function setup(): { registry: CountingRegistry; cache: SchemaCache; clock: { ms: number }; faults: TributaryError[]; recoveries: number[] } {
+    const registry = new CountingRegistry();
+    const clock = { ms: 0 };
+    const faults: TributaryError[] = [];
+    const recoveries: number[] = [];
+    const cache = new SchemaCache(registry, 100, { ...events, registryFault: (e) => faults.push(e), registryRecovered: () => recoveries.push(clock.ms) }, () => clock.ms);
+    return { registry, cache, clock, faults, recoveries };
+  }
+
+  it('a refusal of the worker makes the registry unhealthy, reported once per period however many messages fail', async () => {
+    const { registry, cache, clock, faults } = setup();
+    expect(cache.registryHealth()).toEqual({ healthy: true });
+    registry.fail = new TributaryError('REGISTRY_ACCESS_DENIED', 'the worker may not read schemas');
+    for (let i = 0; i < 50; i++) {
+      clock.ms += 1000;
+      await expect(cache.get(refOf(i))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    }
+    // 50 s of failures: one loud report, not 50.
+    expect(faults).toHaveLength(1);
+    expect(cache.registryHealth()).toEqual({ healthy: false, code: 'REGISTRY_ACCESS_DENIED', reason: 'the worker may not read schemas', failingForSeconds: 49 });
+    clock.ms += 10_000;
+    await expect(cache.get(refOf(98))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    expect(faults).toHaveLength(1);
+    // 60 s after the first report: the next one.
+    clock.ms += 1000;
+    await expect(cache.get(refOf(99))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    expect(faults).toHaveLength(2);
+  });
+
+  it('stays unhealthy until a schema read succeeds, then reports the recovery once', async () => {
+    const { registry, cache, clock, faults, recoveries } = setup();
+    registry.fail = new TributaryError('REGISTRY_ACCESS_DENIED', 'denied');
+    await expect(cache.get(refOf(1))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    // An unknown id is not a read that succeeded: still unhealthy.
+    registry.fail = new TributaryError('SCHEMA_NOT_FOUND', 'no such id');
+    await expect(cache.get(refOf(2))).rejects.toMatchObject({ code: 'SCHEMA_NOT_FOUND' });
+    expect(cache.registryHealth().healthy).toBe(false);
+    registry.fail = undefined;
+    clock.ms = 5000;
+    await cache.get(refOf(3));
+    expect(cache.registryHealth()).toEqual({ healthy: true });
+    expect(recoveries).toEqual([5000]);
+    await cache.get(refOf(4));
+    expect(recoveries).toEqual([5000]);
+    // A new fault after a recovery is news at once, whatever the period.
+    registry.fail = new TributaryError('REGISTRY_ACCESS_DENIED', 'denied again');
+    await expect(cache.get(refOf(5))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
+    expect(faults.map((f) => f.message)).toEqual(['denied', 'denied again']);
+  });
+
+  it('a registry that is merely down is not a readiness matter', async () => {
+    const { registry, cache, faults } = setup();
+    registry.fail = new TributaryError('REGISTRY_UNAVAILABLE', 'down');
+    await expect(cache.get(refOf(1))).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
+    expect(cache.registryHealth()).toEqual({ healthy: true });
+    expect(faults).toEqual([]);
+  });
+});
