@@ -18,6 +18,7 @@ import { formatTableRef } from './core/table-schema.js';
 import { createRouter } from './core/router.js';
 import { SchemaCache, type SchemaRegistry } from './core/schema-cache.js';
 import { Settler } from './core/settler.js';
+import { countedTableEvolver } from './core/counted-table-evolver.js';
 import type { TableEvolver } from './core/table-evolver.js';
 import { TableValidators } from './core/table-validators.js';
 import { Metrics } from './ops/metrics.js';
@@ -134,10 +135,18 @@ function isTableEvolver(sink: Sink): sink is Sink & TableEvolver {
 export function createTableEvolvers(config: Config, metrics: Metrics, logger: Logger): (sink: Sink) => TableEvolver | undefined {
   const evolving = config.routes.filter((r) => r.schemaEvolution === 'add-columns' || r.createTable !== undefined);
   let tables: BigQueryTables | undefined;
+  const counted = new Map<Sink, TableEvolver>();
   let warned = false;
   return (sink) => {
     if (evolving.length === 0) return undefined;
-    if (isTableEvolver(sink)) return sink;
+    if (isTableEvolver(sink)) {
+      let evolver = counted.get(sink);
+      if (evolver === undefined) {
+        evolver = countedTableEvolver(sink, metrics);
+        counted.set(sink, evolver);
+      }
+      return evolver;
+    }
     if (sink.name === 'insert-all' || sink.name === 'storage-write') {
       // Routes log each change once with its diff; the manager only counts its attempts.
       tables ??= new BigQueryTables({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs, observer: metrics });
