@@ -1,6 +1,6 @@
 import { TributaryError, toTributaryError } from '../errors.js';
-import { decodeContainerFile, EmbeddedSchemaCache, type DecodedContainer } from './container-file.js';
-import { fanOutEnvelope } from './message-fan-out.js';
+import { prepareContainer, type ContainerDispatchDeps } from './container-dispatch.js';
+import { EmbeddedSchemaCache } from './container-file.js';
 import { decodePayload } from './decoder.js';
 import { DecodedBudget } from './decoded-budget.js';
 import { actionFor } from './failure-policy.js';
@@ -9,22 +9,12 @@ import type { Clock, Envelope, Logger, Random } from './ports.js';
 import { retry, type RetryPolicy } from './retry.js';
 import type { RoutePipeline } from './route/route-pipeline.js';
 import type { Router } from './router.js';
+import { addMetadata, type MetadataColumns } from './row-metadata.js';
 import type { CompiledSchema, SchemaCache } from './schema-cache.js';
+import { routeTableFields } from './schema-diff.js';
 import { detectFraming, isContainerFile, readSchemaReference, schemaKey, type SchemaReference } from './schema-reference.js';
-import { bigQueryFieldsFor } from './rows/bigquery-fields.js';
-import type { PreparedRow } from './sink.js';
 import type { Settler } from './settler.js';
 import type { Row, TableField } from './table-schema.js';
-
-/** Optional columns filled from the Pub/Sub message rather than the record. */
-export interface MetadataColumns {
-  messageId?: string | undefined;
-  publishTime?: string | undefined;
-  subscription?: string | undefined;
-  attributes?: string | undefined;
-  /** The record's position in its message (0 unless the message is a container file of several). */
-  recordIndex?: string | undefined;
-}
 
 export interface DispatcherDeps {
   schemas: SchemaCache;
@@ -63,13 +53,21 @@ export class Dispatcher {
   /** Per schema, per route: the columns its rows have (null when they cannot be described). */
   private readonly shapes = new WeakMap<CompiledSchema, Map<string, readonly TableField[] | null>>();
 
-  private readonly embeddedSchemas: EmbeddedSchemaCache;
+  private readonly container: ContainerDispatchDeps;
   /** Messages received while the decoded budget was spent: raw, in arrival order. */
   private parked: Envelope[] = [];
   private readonly budget: DecodedBudget | undefined;
 
   constructor(private readonly deps: DispatcherDeps) {
-    this.embeddedSchemas = deps.embeddedSchemas ?? new EmbeddedSchemaCache();
+    this.container = {
+      router: deps.router,
+      routes: deps.routes,
+      observer: deps.observer,
+      embeddedSchemas: deps.embeddedSchemas ?? new EmbeddedSchemaCache(),
+      convert,
+      shapeOf: (schema, route, metadata) => this.shapeOf(schema, route, metadata),
+      fail: (envelope, err, route, key) => this.fail(envelope, err, route, key),
+    };
     if (deps.maxDecodedBytes !== undefined) {
       // Later, not inside the settle that freed the room: that settle may be mid-batch.
       this.budget = new DecodedBudget(deps.maxDecodedBytes, () => queueMicrotask(() => this.unpark()));
@@ -220,58 +218,14 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * An Avro container file: its schema travels with it, and each of its records becomes a row of
-   * its own, settled together through message-fan-out. Every record is converted and routed before
-   * any is submitted, so one that can never be a row dead-letters the whole message, untouched.
-   */
   private processContainer(envelope: Envelope): void {
-    let file: DecodedContainer;
-    try {
-      file = decodeContainerFile(envelope.data, this.embeddedSchemas);
-    } catch (err) {
-      this.fail(envelope, err, undefined, undefined);
-      return;
-    }
-    const { schema, records } = file;
-    const items: Array<{ pipeline: RoutePipeline; route: string; row: Row; shape: readonly TableField[] | null }> = [];
-    let routeName: string | undefined;
-    try {
-      for (const [index, value] of records.entries()) {
-        try {
-          const row = convert(schema, value);
-          routeName = this.deps.router.route({ attributes: envelope.attributes, recordName: schema.recordName, row });
-          const route = this.deps.routes.get(routeName);
-          if (route === undefined) throw new TributaryError('UNROUTED', `route "${routeName}" does not exist`);
-          addMetadata(row, route.metadata, envelope);
-          if (route.metadata.recordIndex) row[route.metadata.recordIndex] = index;
-          items.push({ pipeline: route.pipeline, route: routeName, row, shape: this.shapeOf(schema, routeName, route.metadata) });
-        } catch (err) {
-          const error = toTributaryError(err);
-          throw records.length > 1 ? new TributaryError(error.code, `record ${index} of ${records.length}: ${error.message}`, { cause: err }) : error;
-        }
-      }
-    } catch (err) {
-      this.fail(envelope, err, routeName, schema.key);
-      return;
-    }
-    this.deps.observer.embeddedSchemaBytes?.(items[0]?.route ?? 'unrouted', file.header.headerBytes);
-    const envelopes = fanOutEnvelope(envelope, items.length);
-    let prepared;
-    try {
-      // Every row is prepared before any is submitted: one too large for a request fails the message whole.
-      prepared = items.map((item, i) => item.pipeline.prepare((envelopes[i] as Envelope).id, item.row));
-    } catch (err) {
-      this.fail(envelope, err, routeName, schema.key);
-      return;
-    }
+    const rows = prepareContainer(envelope, this.container);
+    if (rows === undefined) return;
     // The settler counts each row's envelope: the window counts them too.
-    this.handled += envelopes.length - 1;
-    for (const [i, item] of items.entries()) {
-      const rowEnvelope = envelopes[i] as Envelope;
-      const row = prepared[i] as PreparedRow;
-      this.budget?.charge(rowEnvelope, row.bytes);
-      item.pipeline.submit({ envelope: rowEnvelope, prepared: row, schemaKey: schema.key, shape: item.shape ?? undefined });
+    this.handled += rows.length - 1;
+    for (const { pipeline, item } of rows) {
+      this.budget?.charge(item.envelope, item.prepared.bytes);
+      pipeline.submit(item);
     }
   }
 
@@ -310,43 +264,11 @@ function convert(schema: CompiledSchema, value: unknown): Row {
   }
 }
 
-/**
- * Messages of one publish request share a publish time, so a backlog repeats each one many times
- * over: the last one formatted is kept rather than a Date and a string made per message.
- */
-let lastPublishTimeMs = Number.NaN;
-let lastPublishTime = '';
-
-function formatPublishTime(ms: number): string {
-  if (ms !== lastPublishTimeMs) {
-    lastPublishTime = new Date(ms).toISOString();
-    lastPublishTimeMs = ms;
-  }
-  return lastPublishTime;
-}
-
 /** The columns of every row convert() and addMetadata() write for this schema and route. */
 function rowShape(schema: CompiledSchema, metadata: MetadataColumns): readonly TableField[] | null {
-  let fields: TableField[];
   try {
-    fields = bigQueryFieldsFor(schema.definition);
+    return routeTableFields(schema.definition, metadata);
   } catch {
     return null;
   }
-  const extra: TableField[] = [];
-  if (metadata.messageId) extra.push({ name: metadata.messageId, type: 'STRING', mode: 'REQUIRED' });
-  if (metadata.publishTime) extra.push({ name: metadata.publishTime, type: 'TIMESTAMP', mode: 'REQUIRED' });
-  if (metadata.subscription) extra.push({ name: metadata.subscription, type: 'STRING', mode: 'REQUIRED' });
-  if (metadata.attributes) extra.push({ name: metadata.attributes, type: 'STRING', mode: 'REQUIRED' });
-  if (metadata.recordIndex) extra.push({ name: metadata.recordIndex, type: 'INTEGER', mode: 'REQUIRED' });
-  // A metadata column replaces a record field of the same name (addMetadata overwrites it).
-  return [...fields.filter((f) => !extra.some((m) => m.name === f.name)), ...extra];
-}
-
-function addMetadata(row: Row, columns: MetadataColumns, envelope: Envelope): void {
-  if (columns.messageId) row[columns.messageId] = envelope.id;
-  if (columns.publishTime) row[columns.publishTime] = formatPublishTime(envelope.publishTimeMs);
-  if (columns.subscription) row[columns.subscription] = envelope.subscription;
-  if (columns.attributes) row[columns.attributes] = JSON.stringify(envelope.attributes);
-  if (columns.recordIndex) row[columns.recordIndex] = 0;
 }

@@ -1,6 +1,7 @@
 import { TributaryError } from '../errors.js';
 import type { AvroSchema } from './avro-type.js';
 import { bigQueryFieldsFor } from './rows/bigquery-fields.js';
+import { metadataFields, type MetadataColumns } from './row-metadata.js';
 import { formatTableRef, standardType, type TableField, type TableRef, type TableSchema } from './table-schema.js';
 
 /*
@@ -10,14 +11,6 @@ import { formatTableRef, standardType, type TableField, type TableRef, type Tabl
  * columns appended at the end of their RECORD, and REQUIRED -> NULLABLE. Everything else is an
  * incompatibility a person must resolve; the table is never touched for it.
  */
-
-/** The route's metadata column names (config `routes.X.metadata`). */
-export interface MetadataColumnNames {
-  messageId?: string | undefined;
-  publishTime?: string | undefined;
-  subscription?: string | undefined;
-  attributes?: string | undefined;
-}
 
 export interface ColumnAddition {
   /** Dotted path of the new column, e.g. `source.zone`. */
@@ -52,13 +45,9 @@ export interface SchemaDiff {
 }
 
 /** The columns a route's rows have for this Avro schema: mapped record fields plus metadata columns. */
-export function routeTableFields(schema: AvroSchema, metadata: MetadataColumnNames): TableField[] {
+export function routeTableFields(schema: AvroSchema, metadata: MetadataColumns): TableField[] {
   const fields = bigQueryFieldsFor(schema);
-  const extra: TableField[] = [];
-  if (metadata.messageId) extra.push({ name: metadata.messageId, type: 'STRING', mode: 'REQUIRED' });
-  if (metadata.publishTime) extra.push({ name: metadata.publishTime, type: 'TIMESTAMP', mode: 'REQUIRED' });
-  if (metadata.subscription) extra.push({ name: metadata.subscription, type: 'STRING', mode: 'REQUIRED' });
-  if (metadata.attributes) extra.push({ name: metadata.attributes, type: 'STRING', mode: 'REQUIRED' });
+  const extra = metadataFields(metadata);
   // A metadata column replaces a record field of the same name: the row writes the metadata value.
   return [...fields.filter((f) => !extra.some((m) => m.name === f.name)), ...extra];
 }
@@ -67,7 +56,7 @@ export function routeTableFields(schema: AvroSchema, metadata: MetadataColumnNam
  * Diffs the route's rows for an Avro schema against a table. A schema the mapping cannot express
  * (too deeply nested, recursive) comes back as one incompatibility instead of throwing.
  */
-export function diffAvroAgainstTable(schema: AvroSchema, metadata: MetadataColumnNames, table: TableSchema): SchemaDiff {
+export function diffAvroAgainstTable(schema: AvroSchema, metadata: MetadataColumns, table: TableSchema): SchemaDiff {
   let desired: TableField[];
   try {
     desired = routeTableFields(schema, metadata);

@@ -51,6 +51,18 @@ describe('routeTableFields', () => {
     expect(fields.map((f) => f.name)).toEqual(['ts', 'service', 'status', 'amount', 'source', 'message_id', 'publish_time']);
     expect(fields.find((f) => f.name === 'message_id')).toEqual({ name: 'message_id', type: 'STRING', mode: 'REQUIRED' });
   });
+
+  it('has every metadata column the rows carry, the record index included, in the order rows write them', () => {
+    const metadata = { messageId: '_id', publishTime: '_at', subscription: '_sub', attributes: '_attrs', recordIndex: '_index' };
+    const fields = routeTableFields(REV1, metadata);
+    expect(fields.slice(-5)).toEqual([
+      { name: '_id', type: 'STRING', mode: 'REQUIRED' },
+      { name: '_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
+      { name: '_sub', type: 'STRING', mode: 'REQUIRED' },
+      { name: '_attrs', type: 'STRING', mode: 'REQUIRED' },
+      { name: '_index', type: 'INTEGER', mode: 'REQUIRED' },
+    ]);
+  });
 });
 
 describe('diffAvroAgainstTable', () => {

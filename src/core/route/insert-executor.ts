@@ -2,14 +2,15 @@ import { TributaryError, toTributaryError, type ErrorCode } from '../../errors.j
 import { actionFor, isThrottle } from '../failure-policy.js';
 import type { PipelineObserver } from '../observer.js';
 import type { Clock, Logger, Random } from '../ports.js';
-import { backoffDelay, retry, type BackoffPolicy, type RetryPolicy } from '../retry.js';
-import { PROPAGATION_WAIT_BOUND_MS, propagationDelay, tableHasField, unknownFieldPath } from '../schema-propagation.js';
+import { backoffDelay, retry, type RetryPolicy } from '../retry.js';
+import { PROPAGATION_WAIT_BOUND_MS, propagationDelay } from '../schema-propagation.js';
 import type { ReadTableSchema } from '../table-validators.js';
 import type { Settler } from '../settler.js';
 import type { PreparedRow, Sink, WriteOutcome } from '../sink.js';
 import type { TableRef } from '../table-schema.js';
 import type { ConcurrencyController } from './concurrency-controller.js';
 import { envelopesOf, type PendingRow } from './pending-row.js';
+import { judgeSuspects, PROPAGATION_BACKOFF, type JudgeSuspectsDeps, type Suspect, type Waiting } from './propagation-wait.js';
 
 export interface InsertExecutorDeps {
   route: string;
@@ -37,24 +38,6 @@ export interface InsertExecutorDeps {
   wrote(): void;
 }
 
-/**
- * The backoff of rows waiting for a change to reach streaming inserts: from 1 s, doubling up to
- * 30 s, for at most PROPAGATION_WAIT_BOUND_MS (10 minutes) from the first refusal.
- */
-export const PROPAGATION_BACKOFF: BackoffPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
-
-/** Rows the destination does not take yet because a table change has not reached it. */
-interface Waiting {
-  rows: PendingRow[];
-  reason: string;
-}
-
-/** A row refused as naming a field the destination does not know, until the fresh schema says why. */
-interface Suspect {
-  item: PendingRow;
-  error: TributaryError;
-}
-
 /** What is left of a batch once the executor is done with it; everything else is settled. */
 export type BatchResult = { kind: 'settled' } | { kind: 'held'; rows: PendingRow[]; error: TributaryError };
 
@@ -71,7 +54,11 @@ export interface ExecuteOptions {
  * spent. A destination error hands the rows back to the route (held); a request too large is split.
  */
 export class InsertExecutor {
-  constructor(private readonly deps: InsertExecutorDeps) {}
+  private readonly judge: JudgeSuspectsDeps;
+
+  constructor(private readonly deps: InsertExecutorDeps) {
+    this.judge = { route: deps.route, logger: deps.logger, freshSchema: () => deps.freshSchema(), deadLetter: (item, error) => this.deadLetter(item, error) };
+  }
 
   /**
    * Sends the batch. Rows the destination refuses only because a change of the table has not
@@ -170,33 +157,9 @@ export class InsertExecutor {
         result = await this.failed(rows, error, options, deadLetters, waiting);
       }
     }
-    await this.judgeSuspects(suspects, waiting, deadLetters);
+    await judgeSuspects(suspects, waiting, deadLetters, this.judge);
     await Promise.all(deadLetters);
     return result;
-  }
-
-  /**
-   * Rows refused for a field the destination does not know: when the table, read afresh, has every
-   * field of the row, the column was added and has not reached streaming inserts yet, so the row
-   * waits; otherwise it is dead-lettered with the destination's reason.
-   */
-  private async judgeSuspects(suspects: readonly Suspect[], waiting: Waiting, deadLetters: Array<Promise<void>>): Promise<void> {
-    if (suspects.length === 0) return;
-    let fresh: ReadTableSchema | undefined;
-    try {
-      fresh = await this.deps.freshSchema();
-    } catch (err) {
-      // The schema cannot be read now: no row is called bad on a guess; the wait is bounded.
-      this.deps.logger.warn({ route: this.deps.route, err: toTributaryError(err).message }, 'Cannot read the table schema to tell a new column from an unknown field; rows wait.');
-    }
-    for (const { item, error } of suspects) {
-      if (fresh === undefined || tableKnowsRow(fresh, item, error.message)) {
-        waiting.rows.push(item);
-        waiting.reason = `the table has the field but streaming inserts do not see it yet: ${error.message}`;
-      } else {
-        deadLetters.push(this.deadLetter(item, error));
-      }
-    }
   }
 
   private async failed(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>, waiting: Waiting): Promise<BatchResult> {
@@ -317,19 +280,6 @@ export class InsertExecutor {
   private deadLetter(item: PendingRow, error: TributaryError): Promise<void> {
     return this.deps.settler.deadLetter({ envelope: item.envelope, error, route: this.deps.route, attempts: 1, schemaKey: item.schemaKey });
   }
-}
-
-/**
- * True when the table, as read afresh, has the field the destination called unknown (when its
- * answer names it) and every field of the row: the refusal can only be the schema propagating.
- */
-function tableKnowsRow(fresh: ReadTableSchema, item: PendingRow, reason: string): boolean {
-  const at = reason.search(/no such field/i);
-  const location = /field "([^"]+)": no such field/i.exec(reason)?.[1] ?? '';
-  const path = at >= 0 ? unknownFieldPath(reason.slice(at), location) : null;
-  if (path !== null && !tableHasField(fresh.schema, path)) return false;
-  const check = fresh.validator.validate(item.prepared.row);
-  return check.ok && check.dropped.length === 0;
 }
 
 function preparedOf(rows: readonly PendingRow[]): PreparedRow[] {

@@ -2,6 +2,7 @@ import type { ErrorCode, TributaryError } from '../../errors.js';
 import { actionFor } from '../failure-policy.js';
 import type { RouteStateName } from '../observer.js';
 import type { Clock, Timer } from '../ports.js';
+import { backoffCap, type BackoffPolicy } from '../retry.js';
 
 export interface RouteHealthOptions {
   /** The first probe comes after this (at least 100 ms); each failed probe doubles the wait. */
@@ -33,13 +34,15 @@ export class RouteHealth {
   private failures = 0;
   private probeTimer: Timer | undefined;
   private probing = false;
+  private readonly backoff: BackoffPolicy;
 
   constructor(
-    private readonly options: RouteHealthOptions,
+    options: RouteHealthOptions,
     private readonly clock: Clock,
     private readonly hooks: RouteHealthHooks,
   ) {
     this.since = clock.now();
+    this.backoff = { initialDelayMs: Math.max(100, options.initialProbeDelayMs), maxDelayMs: options.probeIntervalMs };
   }
 
   get state(): RouteStateName {
@@ -94,8 +97,7 @@ export class RouteHealth {
 
   /** The wait before the next probe. */
   nextProbeDelay(): number {
-    const first = Math.max(100, this.options.initialProbeDelayMs);
-    return Math.min(this.options.probeIntervalMs, first * 2 ** Math.min(Math.max(0, this.failures - 1), 30));
+    return backoffCap(this.backoff, this.failures);
   }
 
   private scheduleProbe(): void {

@@ -1,62 +1,21 @@
 import { type TributaryError, toTributaryError, type ErrorCode } from '../../errors.js';
 import { actionFor } from '../failure-policy.js';
-import type { PipelineObserver, RouteStateName } from '../observer.js';
-import type { Clock, Logger, Random } from '../ports.js';
-import type { RetryPolicy } from '../retry.js';
-import type { Settler } from '../settler.js';
-import type { PreparedRow, Sink } from '../sink.js';
-import type { TableEvolver } from '../table-evolver.js';
-import type { TableLayout } from '../table-layout.js';
-import { formatTableRef, type Row, type TableRef } from '../table-schema.js';
-import type { TableValidators } from '../table-validators.js';
+import type { RouteStateName } from '../observer.js';
+import type { PreparedRow } from '../sink.js';
+import { formatTableRef, type Row } from '../table-schema.js';
+import { BatchSender } from './batch-sender.js';
 import { Batcher, type BatchLimits } from './batcher.js';
 import { ConcurrencyController } from './concurrency-controller.js';
-import { InsertExecutor, type BatchResult } from './insert-executor.js';
+import type { BatchResult } from './insert-executor.js';
 import { envelopesOf, type PendingRow } from './pending-row.js';
-import { PreValidation } from './pre-validation.js';
 import { RouteHealth, type ProbeResult } from './route-health.js';
-import { RouteTableChanges, type SchemaEvolutionMode } from './route-table-changes.js';
+import type { RouteDeps, RoutePipelineOptions } from './route-options.js';
 import { STALL_AFTER_MS, type RouteStatus } from './route-status.js';
 
-/** A "no such field" answer is judged against a table schema read at most this long ago. */
-const FRESH_SCHEMA_MAX_AGE_MS = 1000;
-
-export interface RoutePipelineOptions {
-  name: string;
-  table: TableRef;
-  batch: BatchLimits;
-  maxInFlightBatches: number;
-  unknownFields: 'dead-letter' | 'drop';
-  retry: RetryPolicy;
-  /** Upper bound of the probe period while paused; probes start faster and back off to it. */
-  probeIntervalMs: number;
-  /**
-   * The route's share of the flow-control window: rows held, queued and in flight together. Beyond
-   * it, messages go back to Pub/Sub for later instead of filling a window other routes share.
-   */
-  maxUnsettledRows: number;
-  /** add-columns: rows whose columns the table lacks make the route add them (needs an evolver). Default off. */
-  schemaEvolution?: SchemaEvolutionMode;
-  /** Create the table when it is missing, with this layout (needs an evolver); without it the route pauses. */
-  createTable?: TableLayout | undefined;
-}
-
-export interface RouteDeps {
-  sink: Sink;
-  validators: TableValidators;
-  settler: Settler;
-  observer: PipelineObserver;
-  clock: Clock;
-  logger: Logger;
-  random?: Random;
-  /** Adds columns and creates tables, for routes with schemaEvolution or createTable. */
-  evolver?: TableEvolver | undefined;
-}
-
 /**
- * One route, composed of parts that each do one thing: the batcher cuts batches, pre-validation
- * keeps rows the table would refuse from leaving, the insert executor sends a batch until every
- * row is settled, the concurrency controller sizes how many go at once, and the route health
+ * One route, composed of parts that each do one thing: the batcher cuts batches, the batch sender
+ * validates a batch and sends it through the insert executor until every row is settled, the
+ * concurrency controller sizes how many go at once, and the route health
  * pauses, probes and resumes. Separate batches, limits and state per route: a slow or broken
  * table never stalls another route's batches.
  */
@@ -67,9 +26,7 @@ export class RoutePipeline {
   private inFlightRows = 0;
   private readonly concurrency: ConcurrencyController;
   private readonly health: RouteHealth;
-  private readonly validation: PreValidation;
-  private readonly executor: InsertExecutor;
-  private readonly changes: RouteTableChanges;
+  private readonly sender: BatchSender;
   private lastProgressAt: number;
   private lastSuccessAt: number | undefined;
   private lastError: { code: ErrorCode; message: string; at: number } | undefined;
@@ -100,30 +57,23 @@ export class RoutePipeline {
       probe: () => this.probe(),
       changed: (state, error) => this.stateChanged(state, error),
     });
-    const common = { route: options.name, table: options.table, observer: deps.observer, clock, random, retry: options.retry, signal: this.stop.signal };
-    this.changes = new RouteTableChanges({
-      ...common,
+    this.sender = new BatchSender({
+      ...deps,
+      route: options.name,
+      table: options.table,
       tableName: this.tableName,
+      unknownFields: options.unknownFields,
+      random,
+      retry: options.retry,
+      signal: this.stop.signal,
+      concurrency: this.concurrency,
       schemaEvolution: options.schemaEvolution ?? 'off',
       createTable: options.createTable,
-      evolver: deps.evolver,
-      logger: deps.logger,
       progress: () => {
         this.lastProgressAt = clock.now();
       },
-    });
-    this.validation = new PreValidation({ ...common, unknownFields: options.unknownFields, validators: deps.validators, sink: deps.sink, changes: this.changes });
-    this.executor = new InsertExecutor({
-      ...common,
-      tableName: this.tableName,
-      sink: deps.sink,
-      settler: deps.settler,
-      logger: deps.logger,
-      concurrency: this.concurrency,
-      staleSchema: () => deps.validators.invalidate(options.table),
-      freshSchema: () => deps.validators.fresh(options.table, options.unknownFields, FRESH_SCHEMA_MAX_AGE_MS),
-      tableJustCreated: () => this.changes.justCreated(),
-      holdForPropagation: (rows) => this.changes.hold('propagation', rows),
+      draining: () => this.draining,
+      recordError: (error) => this.recordError(error),
       wrote: () => {
         this.lastSuccessAt = clock.now();
         this.lastProgressAt = this.lastSuccessAt;
@@ -165,7 +115,7 @@ export class RoutePipeline {
 
   status(): RouteStatus {
     const pauseError = this.health.error;
-    const pendingChange = this.changes.pending();
+    const pendingChange = this.sender.pendingChange();
     const status: RouteStatus = {
       route: this.name,
       table: this.tableName,
@@ -235,10 +185,10 @@ export class RoutePipeline {
       const batch = this.ready.shift() as PendingRow[];
       this.inFlight++;
       this.inFlightRows += batch.length;
-      void this.run(batch).then(
+      void this.sender.send(batch).then(
         (result) => this.batchDone(batch, result),
         (err: unknown) => {
-          // run() settles its rows on every path; reaching here is a bug.
+          // send() settles its rows on every path; reaching here is a bug.
           this.deps.logger.error({ route: this.name, err: String(err) }, 'Batch failed unexpectedly.');
           this.batchDone(batch, { kind: 'settled' });
         },
@@ -252,63 +202,6 @@ export class RoutePipeline {
     this.inFlightRows -= batch.length;
     if (result.kind === 'held') this.hold(result.rows, result.error);
     this.pump();
-  }
-
-  /**
-   * Validates and sends one batch; what a destination error stops is returned to be held. A missing
-   * table is created once here when the route has createTable, and the batch goes on.
-   */
-  private async run(batch: PendingRow[], maxAttempts?: number): Promise<BatchResult> {
-    let created = false;
-    let checked: Awaited<ReturnType<PreValidation['check']>> | undefined;
-    while (checked === undefined) {
-      try {
-        checked = await this.validation.check(batch);
-      } catch (err) {
-        let error = toTributaryError(err);
-        if (!created && this.mayCreate(error)) {
-          created = true;
-          const failure = await this.createTable(batch);
-          if (failure === undefined) continue;
-          error = failure;
-        }
-        this.recordError(error);
-        if (actionFor(error, { draining: this.draining }) === 'pause') return { kind: 'held', rows: batch, error };
-        this.deps.logger.error({ route: this.name, code: error.code, err: error.message }, 'Table schema unavailable; rows nacked.');
-        this.deps.settler.nack(envelopesOf(batch), this.name, error.code);
-        return { kind: 'settled' };
-      }
-    }
-    const deadLetters = checked.refused.map(({ item, error }) =>
-      this.deps.settler.deadLetter({ envelope: item.envelope, error, route: this.name, attempts: 1, schemaKey: item.schemaKey }),
-    );
-    const options = { draining: this.draining, ...(maxAttempts ? { maxAttempts } : {}) };
-    let result: BatchResult = checked.rows.length > 0 ? await this.executor.execute(checked.rows, options) : { kind: 'settled' };
-    if (result.kind === 'held' && !created && this.mayCreate(result.error)) {
-      // The table went missing between the schema read and the write.
-      const failure = await this.createTable(result.rows);
-      result = failure === undefined ? await this.executor.execute(result.rows, options) : { ...result, error: failure };
-    }
-    await Promise.all(deadLetters);
-    if (result.kind === 'held') this.recordError(result.error);
-    return result;
-  }
-
-  private mayCreate(error: TributaryError): boolean {
-    return error.code === 'TABLE_NOT_FOUND' && this.changes.creates && !this.draining;
-  }
-
-  /** Creates the missing table from the rows in hand; the error that keeps the route paused, if any. */
-  private async createTable(rows: readonly PendingRow[]): Promise<TributaryError | undefined> {
-    try {
-      await this.changes.createFor(rows);
-      this.deps.validators.invalidate(this.options.table);
-      return undefined;
-    } catch (err) {
-      const error = toTributaryError(err);
-      this.deps.logger.error({ route: this.name, table: this.tableName, code: error.code, err: error.message }, 'Cannot create the missing table.');
-      return error;
-    }
   }
 
   /** Rows a destination error stopped wait in front of the queue while the route is paused. */
@@ -343,7 +236,7 @@ export class RoutePipeline {
       this.inFlight++;
       this.inFlightRows += batch.length;
       try {
-        const result = await this.run(batch, 1);
+        const result = await this.sender.send(batch, 1);
         if (result.kind === 'held') {
           error = result.error;
           this.ready.unshift(result.rows);
