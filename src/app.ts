@@ -14,6 +14,7 @@ import { Dispatcher } from './core/dispatcher.js';
 import type { MetadataColumns } from './core/row-metadata.js';
 import { systemClock, type Clock, type DeadLetterPublisher, type Logger } from './core/ports.js';
 import { RoutePipeline } from './core/route/route-pipeline.js';
+import { WindowShare } from './core/route/window-share.js';
 import type { Sink } from './core/sink.js';
 import { formatTableRef } from './core/table-schema.js';
 import { createRouter } from './core/router.js';
@@ -210,6 +211,8 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
   metrics.watchSchemaCache(() => schemas.size);
   const evolverFor = createTableEvolvers(config, metrics, logger);
   const routes = new Map<string, { pipeline: RoutePipeline; metadata: MetadataColumns }>();
+  // Routes without a subscription of their own share the default one's flow-control window.
+  const sharedWindow = config.routes.filter((r) => !r.subscription).length > 1 ? new WindowShare(config.flowControl.maxMessages) : undefined;
   for (const route of config.routes) {
     const sink = sinks.forRoute(route);
     const pipeline = new RoutePipeline(
@@ -222,6 +225,7 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
         retry: config.retry,
         probeIntervalMs: config.bigquery.probeIntervalMs,
         maxUnsettledRows: routeShare(config, route),
+        window: route.subscription ? undefined : sharedWindow,
         schemaEvolution: route.schemaEvolution,
         createTable: route.createTable,
       },

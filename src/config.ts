@@ -82,7 +82,7 @@ const routeSchema = z
       .min(1)
       .optional()
       .describe(
-        "The route's share of its subscription's flow-control window: rows held, queued and in flight together. Beyond it the route's messages are handed back to Pub/Sub for later, so a paused or slow route cannot starve the others. Default: half of flowControl.maxMessages when routes share a subscription, all of it otherwise; it must stay below flowControl.maxMessages on a shared subscription.",
+        "The route's share of its subscription's flow-control window: rows held, queued and in flight together. Beyond it the route's messages are handed back to Pub/Sub for later, so a paused or slow route cannot starve the others; a running, quick route may borrow what the others leave unused. Default: half of flowControl.maxMessages when routes share a subscription, all of it otherwise; it must stay below flowControl.maxMessages on a shared subscription.",
       ),
     unknownFields: z
       .enum(['dead-letter', 'drop'])

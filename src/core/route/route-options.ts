@@ -9,6 +9,7 @@ import type { TableRef } from '../table-schema.js';
 import type { TableValidators } from '../table-validators.js';
 import type { BatchLimits } from './batcher.js';
 import type { SchemaEvolutionMode } from './route-table-changes.js';
+import type { WindowShare } from './window-share.js';
 
 export interface RoutePipelineOptions {
   name: string;
@@ -24,6 +25,8 @@ export interface RoutePipelineOptions {
    * it, messages go back to Pub/Sub for later instead of filling a window other routes share.
    */
   maxUnsettledRows: number;
+  /** The window of the subscription this route shares with others, if it does. */
+  window?: WindowShare | undefined;
   /** add-columns: rows whose columns the table lacks make the route add them (needs an evolver). Default off. */
   schemaEvolution?: SchemaEvolutionMode;
   /** Create the table when it is missing, with this layout (needs an evolver); without it the route pauses. */

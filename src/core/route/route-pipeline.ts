@@ -8,9 +8,13 @@ import { Batcher, type BatchLimits } from './batcher.js';
 import { ConcurrencyController } from './concurrency-controller.js';
 import type { BatchResult } from './insert-executor.js';
 import { envelopesOf, type PendingRow } from './pending-row.js';
+import type { WindowMember } from './window-share.js';
 import { RouteHealth, type ProbeResult } from './route-health.js';
 import type { RouteDeps, RoutePipelineOptions } from './route-options.js';
 import { STALL_AFTER_MS, type RouteStatus } from './route-status.js';
+
+/** A route whose requests take longer than this is slow: it keeps to its share of the window. */
+const SLOW_REQUEST_MS = 1000;
 
 /**
  * One route, composed of parts that each do one thing: the batcher cuts batches, the batch sender
@@ -19,7 +23,7 @@ import { STALL_AFTER_MS, type RouteStatus } from './route-status.js';
  * pauses, probes and resumes. Separate batches, limits and state per route: a slow or broken
  * table never stalls another route's batches.
  */
-export class RoutePipeline {
+export class RoutePipeline implements WindowMember {
   private readonly batcher: Batcher<PendingRow>;
   private readonly ready: PendingRow[][] = [];
   private inFlight = 0;
@@ -81,6 +85,7 @@ export class RoutePipeline {
       },
     });
     deps.observer.routeState(options.name, 'running', undefined);
+    options.window?.join(this);
   }
 
   get name(): string {
@@ -100,7 +105,7 @@ export class RoutePipeline {
     }
     // A route holds at most its share of the window, in every state: the rest goes back to Pub/Sub
     // to come back later, so a paused or slow route cannot fill a window other routes share.
-    if (this.unsettledRows >= this.options.maxUnsettledRows) {
+    if (this.unsettledRows >= (this.options.window?.limitFor(this) ?? this.options.maxUnsettledRows)) {
       this.deps.settler.nack([item.envelope], this.name, this.health.pauseCode ?? 'ROUTE_FULL', this.redeliveryDelayMs());
       return;
     }
@@ -139,6 +144,16 @@ export class RoutePipeline {
   /** Rows accepted but not yet settled. */
   get unsettledRows(): number {
     return this.heldRows() + this.inFlightRows;
+  }
+
+  /** The route's guaranteed share of the window (WindowMember). */
+  get share(): number {
+    return this.options.maxUnsettledRows;
+  }
+
+  /** Only a route that is running, quick and not throttled borrows window beyond its share. */
+  get mayBorrow(): boolean {
+    return this.health.state === 'running' && this.concurrency.pacingMs === 0 && this.concurrency.latencyMs < SLOW_REQUEST_MS;
   }
 
   /**
