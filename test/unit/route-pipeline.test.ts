@@ -4,6 +4,7 @@ import { noopObserver } from '../../src/core/observer.js';
 import type { DeadLetterPublisher, Logger } from '../../src/core/ports.js';
 import type { RoutePipelineOptions } from '../../src/core/route/route-options.js';
 import { RoutePipeline } from '../../src/core/route/route-pipeline.js';
+import { WindowShare } from '../../src/core/route/window-share.js';
 import { Settler } from '../../src/core/settler.js';
 import type { RowFailure } from '../../src/core/sink.js';
 import type { Row, TableRef, TableSchema } from '../../src/core/table-schema.js';
@@ -334,5 +335,35 @@ describe('RoutePipeline outcomes', () => {
     expect(throttled.concurrencyLimit).toBe(1);
     expect(throttled.pacingMs).toBeGreaterThan(39.9);
     expect(throttled.pacingMs).toBeLessThan(40);
+  });
+});
+
+describe('RoutePipeline on a shared window', () => {
+  it('borrows beyond its share only once it has answered quickly, and stops when a request stays open', async () => {
+    const window = new WindowShare(40);
+    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 8, maxUnsettledRows: 10, window });
+    const other = { unsettledRows: 15, share: 20, mayBorrow: false };
+    window.join(other);
+    sink.hold = true;
+    // before any answer its speed is unknown: its share and no more
+    const first = submit(12);
+    expect(first.filter((e) => e.settledAs === 'nack')).toHaveLength(2);
+    await clock.advance(20);
+    while (sink.release()) await clock.advance(0);
+    expect(pipeline.unsettledRows).toBe(0);
+    // answered in 20 ms: it may take what the other route leaves, 40 - 15
+    const second = submit(25);
+    expect(second.filter((e) => e.settledAs === 'nack')).toHaveLength(0);
+    expect(submit(1)[0]?.settledAs).toBe('nack');
+    // a request open for a second makes it slow: back to its share until it answers
+    await clock.advance(1000);
+    while (sink.release()) await clock.advance(0);
+    submit(10);
+    await clock.advance(1000);
+    expect(pipeline.mayBorrow).toBe(false);
+    while (sink.release()) await clock.advance(0);
+    const drained = pipeline.drain();
+    while (sink.release()) await clock.advance(0);
+    await drained;
   });
 });

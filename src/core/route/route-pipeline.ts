@@ -28,6 +28,8 @@ export class RoutePipeline implements WindowMember {
   private readonly ready: PendingRow[][] = [];
   private inFlight = 0;
   private inFlightRows = 0;
+  /** When each batch in flight was sent: a request still open after SLOW_REQUEST_MS makes the route slow. */
+  private readonly sentAt = new Map<PendingRow[], number>();
   private readonly concurrency: ConcurrencyController;
   private readonly health: RouteHealth;
   private readonly sender: BatchSender;
@@ -105,7 +107,8 @@ export class RoutePipeline implements WindowMember {
     }
     // A route holds at most its share of the window, in every state: the rest goes back to Pub/Sub
     // to come back later, so a paused or slow route cannot fill a window other routes share.
-    if (this.unsettledRows >= (this.options.window?.limitFor(this) ?? this.options.maxUnsettledRows)) {
+    const unsettled = this.unsettledRows;
+    if (unsettled >= this.options.maxUnsettledRows && unsettled >= (this.options.window?.limitFor(this) ?? 0)) {
       this.deps.settler.nack([item.envelope], this.name, this.health.pauseCode ?? 'ROUTE_FULL', this.redeliveryDelayMs());
       return;
     }
@@ -153,7 +156,12 @@ export class RoutePipeline implements WindowMember {
 
   /** Only a route that is running, quick and not throttled borrows window beyond its share. */
   get mayBorrow(): boolean {
-    return this.health.state === 'running' && this.concurrency.pacingMs === 0 && this.concurrency.latencyMs < SLOW_REQUEST_MS;
+    const latency = this.concurrency.latencyMs;
+    // Before its first answer a route's speed is unknown: it keeps to its share until then.
+    if (this.health.state !== 'running' || this.concurrency.pacingMs > 0 || latency === 0 || latency >= SLOW_REQUEST_MS) return false;
+    const now = this.deps.clock.now();
+    for (const at of this.sentAt.values()) if (now - at >= SLOW_REQUEST_MS) return false;
+    return true;
   }
 
   /**
@@ -200,6 +208,7 @@ export class RoutePipeline implements WindowMember {
       const batch = this.ready.shift() as PendingRow[];
       this.inFlight++;
       this.inFlightRows += batch.length;
+      this.sentAt.set(batch, this.deps.clock.now());
       void this.sender.send(batch).then(
         (result) => this.batchDone(batch, result),
         (err: unknown) => {
@@ -215,6 +224,7 @@ export class RoutePipeline implements WindowMember {
   private batchDone(batch: PendingRow[], result: BatchResult): void {
     this.inFlight--;
     this.inFlightRows -= batch.length;
+    this.sentAt.delete(batch);
     if (result.kind === 'held') this.hold(result.rows, result.error);
     this.pump();
   }
