@@ -2,14 +2,33 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import type { Topic } from '@google-cloud/pubsub';
+import type { WriteApi } from '../../src/config.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import type { TableRef } from '../../src/core/table-schema.js';
 import { startCli } from './cli-process.js';
 import { metricValue, parseMetrics } from './prometheus-text.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from './log-schemas.js';
 import { createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
-import { Harness } from './worker-harness.js';
+import { Harness, type HarnessOptions } from './worker-harness.js';
+
+/** The write APIs every BigQuery fault scenario runs on. */
+export const WRITE_APIS: readonly WriteApi[] = ['insert-all', 'storage-write'];
+
+/** One write request as either test server recorded it. */
+export interface WriteRequest {
+  /** Rows stored by it. */
+  ok: boolean;
+  /** Failed by an injected fault (outage, failNext). */
+  injected: boolean;
+  throttled: boolean;
+  timestamp: number;
+  rowCount: number;
+  storedRowCount: number;
+  /** Rows the destination refused in it (insertAll `invalid`, Storage Write `row_errors`). */
+  rowErrorCount: number;
+}
 
 /** Scales the fault suite: 1 in CI, more for a longer run (`TRIBUTARY_FAULT_SCALE=10`). */
 export const FAULT_SCALE = Math.max(1, Number(process.env.TRIBUTARY_FAULT_SCALE ?? '1'));
@@ -37,7 +56,9 @@ export interface Conservation {
 
 /**
  * The real worker as a child process (the built CLI), the real emulator and the BigQuery test
- * server, a Confluent-framed stream of two log types, and conservation accounting.
+ * servers (REST and Storage Write on the same tables), a Confluent-framed stream of two log types,
+ * and conservation accounting. The fault knobs (`outage`, `throttle`, `latency`, `rejectRow`)
+ * reach the test server of the write API under test.
  */
 export class FaultRig {
   readonly access: TableRef;
@@ -55,8 +76,13 @@ export class FaultRig {
     this.audit = h.table('audit');
   }
 
-  static async create(): Promise<FaultRig> {
-    const h = await Harness.create();
+  /** The write API under test. */
+  get api(): WriteApi {
+    return this.h.writeApi;
+  }
+
+  static async create(options: HarnessOptions = {}): Promise<FaultRig> {
+    const h = await Harness.create(options);
     const dir = await mkdtemp(join(tmpdir(), 'tributary-fault-'));
     await writeFile(join(dir, '1.avsc'), JSON.stringify(accessV1));
     await writeFile(join(dir, '2.avsc'), JSON.stringify(audit));
@@ -156,11 +182,77 @@ ${extra}`);
     return this.h.insertedIds([this.access, this.audit]);
   }
 
-  /** Rows BigQuery saw more than once: deduplicated by insertId, or stored twice. */
+  /** Rows BigQuery saw more than once: deduplicated by insertId (insertAll), or stored twice. */
   duplicates(): number {
     const inserted = this.insertedIds();
     const storedTwice = inserted.length - new Set(inserted).size;
     return storedTwice + this.h.bigquery.requests.reduce((n, r) => n + r.duplicateRowCount, 0);
+  }
+
+  /**
+   * Waits until every published id is inserted or dead-lettered and checks conservation; a row
+   * stored twice fails it on insertAll (insertIds) and is counted on Storage Write (at least once).
+   */
+  expectConservation(published: string[], timeoutMs = 30_000, insertedElsewhere: string[] = []): Promise<{ storedTwice: number }> {
+    return this.h.expectConservation(published, [this.access, this.audit], timeoutMs, insertedElsewhere, { duplicates: this.api === 'storage-write' ? 'count' : 'refuse' });
+  }
+
+  /** A BigQuery outage (503 backendError / UNAVAILABLE) on, or off. */
+  outage(on: boolean): void {
+    if (this.api === 'insert-all') this.h.bigquery.setOutage(on ? { status: 503, reason: 'backendError' } : null);
+    else this.h.storage.setOutage(on ? { code: grpc.status.UNAVAILABLE, message: 'The service is currently unavailable.' } : null);
+  }
+
+  /** A quota: beyond this many write requests per second BigQuery answers rateLimitExceeded / RESOURCE_EXHAUSTED. */
+  throttle(requestsPerSecond: number | null): void {
+    if (this.api === 'insert-all') this.h.bigquery.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
+    else this.h.storage.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
+  }
+
+  /** Every write request takes this long. */
+  latency(ms: number): void {
+    if (this.api === 'insert-all') this.h.bigquery.setLatency(ms);
+    else this.h.storage.setLatency(ms);
+  }
+
+  /** BigQuery refuses the row of this message (one pre-validation passes), whatever the write API. */
+  rejectRow(messageId: string | null): void {
+    const refuses = (json: Record<string, unknown>): boolean => messageId !== null && json._message_id === messageId;
+    if (this.api === 'insert-all') this.h.bigquery.rejectRow(messageId === null ? null : (row) => (refuses(row.json) ? { location: 'path', message: 'Invalid value' } : null));
+    else this.h.storage.rejectRow(messageId === null ? null : (row) => (refuses(row) ? 'Invalid value' : null));
+  }
+
+  /** The write requests of the API under test, as its test server recorded them. */
+  writeRequests(): WriteRequest[] {
+    if (this.api === 'insert-all') {
+      return this.h.bigquery.requests.map((r) => ({
+        ok: r.status === 200 && r.insertErrorCount === 0,
+        injected: r.injected,
+        throttled: r.throttled,
+        timestamp: r.timestamp,
+        rowCount: r.rowCount,
+        storedRowCount: r.storedRowCount,
+        rowErrorCount: r.insertErrorCount,
+      }));
+    }
+    return this.h.storage.requests.map((r) => ({
+      ok: r.code === 0,
+      injected: r.injected,
+      throttled: r.throttled,
+      timestamp: r.timestamp,
+      rowCount: r.rowCount,
+      storedRowCount: r.storedRowCount,
+      rowErrorCount: r.rowErrors.length,
+    }));
+  }
+
+  waitForWrites(count: number, timeoutMs: number): Promise<void> {
+    return this.api === 'insert-all' ? this.h.bigquery.waitForRequests(count, timeoutMs) : this.h.storage.waitForRequests(count, timeoutMs);
+  }
+
+  /** One line per scenario, naming the write API. */
+  report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
+    report(scenario, c, { writeApi: this.api, ...extra });
   }
 
   /**
@@ -223,6 +315,7 @@ ${extra}`);
 
 /** One line per scenario: the figures docs/guarantees.md tells the reader how to produce. */
 export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
-  const fields = { published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...extra };
+  const { writeApi, ...rest } = extra;
+  const fields = { ...(writeApi === undefined ? {} : { writeApi }), published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...rest };
   process.stdout.write(`FAULT ${scenario} ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
 }
