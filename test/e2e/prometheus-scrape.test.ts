@@ -70,8 +70,8 @@ describe.skipIf(!tools)('a real Prometheus scraping the worker', () => {
     await writeFile(join(dir, '2.avsc'), JSON.stringify(audit));
     h.bigquery.createTable(h.table('access'), tableSchemaFor(accessV1));
     // no audit table: that route pauses with TABLE_NOT_FOUND
-    h.bigquery.rejectRow((row) => (String(row.json.path).startsWith('/poison/') ? { location: 'path', message: 'poison row' } : null));
-    h.bigquery.failNext(2, { status: 503, reason: 'backendError' }, { table: h.table('access') });
+    h.rejectRows((row) => (String(row.path).startsWith('/poison/') ? 'poison row' : null));
+    h.failNextWrites(2, h.table('access'));
     const configPath = join(dir, 'tributary.yaml');
     await writeFile(
       configPath,

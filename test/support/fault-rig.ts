@@ -2,7 +2,6 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import type { Topic } from '@google-cloud/pubsub';
 import type { WriteApi } from '../../src/config.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
@@ -199,27 +198,22 @@ ${extra}`);
 
   /** A BigQuery outage (503 backendError / UNAVAILABLE) on, or off. */
   outage(on: boolean): void {
-    if (this.api === 'insert-all') this.h.bigquery.setOutage(on ? { status: 503, reason: 'backendError' } : null);
-    else this.h.storage.setOutage(on ? { code: grpc.status.UNAVAILABLE, message: 'The service is currently unavailable.' } : null);
+    this.h.outage(on);
   }
 
   /** A quota: beyond this many write requests per second BigQuery answers rateLimitExceeded / RESOURCE_EXHAUSTED. */
   throttle(requestsPerSecond: number | null): void {
-    if (this.api === 'insert-all') this.h.bigquery.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
-    else this.h.storage.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
+    this.h.throttle(requestsPerSecond);
   }
 
   /** Every write request takes this long. */
   latency(ms: number): void {
-    if (this.api === 'insert-all') this.h.bigquery.setLatency(ms);
-    else this.h.storage.setLatency(ms);
+    this.h.writeLatency(ms);
   }
 
   /** BigQuery refuses the row of this message (one pre-validation passes), whatever the write API. */
   rejectRow(messageId: string | null): void {
-    const refuses = (json: Record<string, unknown>): boolean => messageId !== null && json._message_id === messageId;
-    if (this.api === 'insert-all') this.h.bigquery.rejectRow(messageId === null ? null : (row) => (refuses(row.json) ? { location: 'path', message: 'Invalid value' } : null));
-    else this.h.storage.rejectRow(messageId === null ? null : (row) => (refuses(row) ? 'Invalid value' : null));
+    this.h.rejectRows(messageId === null ? null : (row) => (row._message_id === messageId ? 'Invalid value' : null));
   }
 
   /** The write requests of the API under test, as its test server recorded them. */
@@ -247,7 +241,7 @@ ${extra}`);
   }
 
   waitForWrites(count: number, timeoutMs: number): Promise<void> {
-    return this.api === 'insert-all' ? this.h.bigquery.waitForRequests(count, timeoutMs) : this.h.storage.waitForRequests(count, timeoutMs);
+    return this.h.waitForWrites(count, timeoutMs);
   }
 
   /** One line per scenario, naming the write API. */

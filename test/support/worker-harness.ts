@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import type { PubSub, Subscription, Topic } from '@google-cloud/pubsub';
 import { inject } from 'vitest';
 import { startWorker, type Worker } from '../../src/app.js';
@@ -35,6 +36,7 @@ export class Harness {
   readonly deadLetters: PulledMessage[] = [];
   private workers: Worker[] = [];
   private registries: ConfluentRegistryServer[] = [];
+  private resolvedWriteApi: WriteApi | undefined;
 
   private constructor(
     readonly pubsub: PubSub,
@@ -63,7 +65,70 @@ export class Harness {
 
   /** The write API the worker uses: the one asked for, else the project's default. */
   get writeApi(): WriteApi {
-    return this.writeApiOption ?? parseConfig(this.configYaml('routes: { r: { match: [r], table: d.t } }'), {}).bigquery.writeApi;
+    this.resolvedWriteApi ??= this.writeApiOption ?? parseConfig(this.configYaml('routes: { r: { match: [r], table: d.t } }'), {}).bigquery.writeApi;
+    return this.resolvedWriteApi;
+  }
+
+  // Faults that reach the test server of the write API the worker uses: insertAll's answers
+  // (REST) or the Storage Write API's (gRPC), with the reasons and codes BigQuery gives for each.
+
+  /** BigQuery refuses the rows `reason` names (a string: the refusal's message), as it does for values only it can judge. */
+  rejectRows(reason: ((row: Record<string, unknown>, table: TableRef) => string | null) | null): void {
+    if (this.writeApi === 'storage-write') {
+      this.storage.rejectRow(reason);
+      return;
+    }
+    this.bigquery.rejectRow(
+      reason === null
+        ? null
+        : (row, table) => {
+            const message = reason(row.json, table);
+            return message === null ? null : { location: '', message };
+          },
+    );
+  }
+
+  /** The next `n` write requests (of one table, if given) fail with 503 backendError / UNAVAILABLE. */
+  failNextWrites(n: number, table?: TableRef): void {
+    if (this.writeApi === 'insert-all') this.bigquery.failNext(n, { status: 503, reason: 'backendError' }, table ? { table } : {});
+    else this.storage.failNext(n, { code: grpc.status.UNAVAILABLE, message: 'The service is currently unavailable.', ...(table ? { table } : {}) });
+  }
+
+  /** Every write request takes this long. */
+  writeLatency(ms: number): void {
+    if (this.writeApi === 'insert-all') this.bigquery.setLatency(ms);
+    else this.storage.setLatency(ms);
+  }
+
+  /** Writes to this table are refused as a permission error (null: allowed again). */
+  denyWrites(table: TableRef, denied = true): void {
+    if (this.writeApi === 'insert-all') {
+      if (denied) this.bigquery.denyTable(table);
+      else this.bigquery.allowTable(table);
+    } else {
+      this.storage.setOutage(denied ? { code: grpc.status.PERMISSION_DENIED, message: 'Permission \'TABLES_UPDATE_DATA\' denied on resource', table } : null);
+    }
+  }
+
+  /** A BigQuery outage (503 backendError / UNAVAILABLE) on, or off. */
+  outage(on: boolean): void {
+    if (this.writeApi === 'insert-all') this.bigquery.setOutage(on ? { status: 503, reason: 'backendError' } : null);
+    else this.storage.setOutage(on ? { code: grpc.status.UNAVAILABLE, message: 'The service is currently unavailable.' } : null);
+  }
+
+  /** A quota: beyond this many write requests per second BigQuery answers rateLimitExceeded / RESOURCE_EXHAUSTED. */
+  throttle(requestsPerSecond: number | null): void {
+    if (this.writeApi === 'insert-all') this.bigquery.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
+    else this.storage.throttle(requestsPerSecond === null ? null : { requestsPerSecond });
+  }
+
+  /** Write requests of the API in use, so far. */
+  writeRequestCount(): number {
+    return this.writeApi === 'insert-all' ? this.bigquery.requests.length : this.storage.requests.length;
+  }
+
+  waitForWrites(count: number, timeoutMs: number): Promise<void> {
+    return this.writeApi === 'insert-all' ? this.bigquery.waitForRequests(count, timeoutMs) : this.storage.waitForRequests(count, timeoutMs);
   }
 
   table(tableId: string): TableRef {
