@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
+import { buildContainer } from '../support/avro-container.js';
 import { startCli, type Cli } from '../support/cli-process.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from '../support/log-schemas.js';
 import { prometheusAvailable, startPrometheus, type PrometheusServer } from '../support/prometheus-server.js';
@@ -91,12 +92,14 @@ routes:
     let round = 0;
     load = (async () => {
       while (publishing) {
-        const batch = Array.from({ length: 20 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 20 + i))]), attributes: { log_type: 'access' } }));
+        const batch: Array<{ data: Buffer; attributes: Record<string, string> }> = Array.from({ length: 20 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 20 + i))]), attributes: { log_type: 'access' } }));
         // poison: a row BigQuery calls invalid, dead-lettered by the access route
         batch.push({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { path: `/poison/${round}` }))]), attributes: { log_type: 'access' } });
         // a timestamp past 9999-12-31: dead-lettered before it reaches a route
         if (round % 4 === 0) batch.push({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { ts: 9_000_000_000_000_000_000n }))]), attributes: { log_type: 'access' } });
         batch.push({ data: Buffer.concat([encodeConfluentHeader(2), encode(audit, auditRecord(round))]), attributes: { log_type: 'audit' } });
+        // an Avro container file embedding its schema (the framing panel's embedded-schema bytes)
+        batch.push({ data: buildContainer({ schema: accessV1, records: [encode(accessV1, accessRecord(100_000 + round))] }), attributes: { log_type: 'access' } });
         await h.publish(batch);
         round++;
         await new Promise((r) => setTimeout(r, 250));
@@ -112,6 +115,7 @@ routes:
       'tributary_messages_settled_total{route="audit",outcome="nacked"}',
       'tributary_retries_total{route="access"}',
       'increase(tributary_rows_inserted_total{route="access"}[10s]) > 0',
+      'increase(tributary_embedded_schema_bytes_total{route="access"}[10s]) > 0',
     ];
     let missing = scenario;
     await until(
