@@ -169,7 +169,8 @@ class Environment {
 subscription: ${subscription}
 deadLetter: { topic: ${this.deadLetterTopic.name} }
 registry: { kind: directory, directory: ${JSON.stringify(this.directory)} }
-bigquery: { apiEndpoint: ${this.bigquery.url} }
+# Only the REST test server runs here: these end-to-end figures are insertAll's.
+bigquery: { apiEndpoint: ${this.bigquery.url}, writeApi: insert-all }
 server: { port: 0, host: 127.0.0.1 }
 flowControl: { maxMessages: ${FLOW_CONTROL_MESSAGES} }
 ${extra}

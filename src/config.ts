@@ -216,7 +216,7 @@ const baseConfigSchema = z
         timeoutMs: z.number().int().min(1000).default(60_000).describe('Per-request deadline; a timed-out insert is retried with the same insertIds.'),
         probeIntervalMs: z.number().int().min(100).default(30_000).describe("Longest wait between probes of a paused route's table."),
         writeApi: writeApiSchema
-          .default('insert-all')
+          .default('storage-write')
           .describe(
             'How rows are written: storage-write (the Storage Write API default stream: at least once, billed per actual byte) or insert-all (tabledata.insertAll: best-effort insertId deduplication, each row billed as at least 1 KB).',
           ),

@@ -108,11 +108,11 @@ export class BigQueryStorageWriteSink implements Sink {
   }
 
   prepare(id: string, row: Row): PreparedRow {
-    const bytes = storageRowSizeBound(row) + ROW_ENVELOPE_BYTES;
-    if (bytes > MAX_REQUEST_BYTES) {
-      throw new TributaryError('ROW_TOO_LARGE', `row of about ${bytes} bytes exceeds the ${MAX_REQUEST_BYTES}-byte append request budget`);
-    }
-    return { id, row, bytes };
+    const bound = storageRowSizeBound(row) + ROW_ENVELOPE_BYTES;
+    // The bound is loose without the table schema (a boolean counts as the text it would be in a
+    // STRING column: 28 bytes for what is 2 in a BOOL column), so a row above the budget is not
+    // refused here: it takes a request of its own and is judged by its encoded size in write().
+    return { id, row, bytes: Math.min(bound, MAX_REQUEST_BYTES) };
   }
 
   getTableSchema(table: TableRef): Promise<TableSchema> {
@@ -204,6 +204,15 @@ export class BigQueryStorageWriteSink implements Sink {
     rows.forEach((prepared, index) => {
       try {
         const buffer = encoder.encode(prepared.row);
+        if (buffer.length + ROW_ENVELOPE_BYTES > MAX_REQUEST_BYTES) {
+          out.failures.push({
+            index,
+            kind: 'rejected',
+            code: 'ROW_TOO_LARGE',
+            reason: `row of ${buffer.length + ROW_ENVELOPE_BYTES} encoded bytes exceeds the ${MAX_REQUEST_BYTES}-byte append request budget`,
+          });
+          return;
+        }
         out.buffers.push(buffer);
         out.positions.push(index);
         out.bytes += buffer.length;

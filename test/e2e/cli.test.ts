@@ -48,7 +48,7 @@ describe('the built CLI', () => {
     const table = h.table('access');
     h.bigquery.createTable(table, tableSchemaFor(accessV1));
     // slow inserts so that batches are in flight when the signal arrives
-    h.bigquery.setLatency(150);
+    h.writeLatency(150);
     const configPath = join(dir, 'tributary.yaml');
     await writeFile(
       configPath,

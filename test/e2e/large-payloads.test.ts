@@ -34,7 +34,10 @@ describe('large payloads under a small heap (the built CLI)', () => {
     await h.publish(Array.from({ length: count }, () => ({ data: payload, attributes: { log_type: 'blob' } })));
     const cli = startCli(['run', '--config', configPath], { NODE_OPTIONS: '--max-old-space-size=256' });
     await cli.waitForLine((l) => l.message === 'tributary started.');
-    await h.bigquery.waitForRows(table, count, 120_000).catch((err: unknown) => {
+    await h.bigquery.waitForRows(table, count, 120_000).catch(async (err: unknown) => {
+      // A failed wait must not leave the worker running.
+      cli.child.kill('SIGKILL');
+      await cli.exited;
       throw new Error(`${String(err)}; worker said: ${JSON.stringify(cli.lines.slice(-8))} ${cli.stderr.slice(-5).join(' ')}`);
     });
     cli.child.kill('SIGTERM');

@@ -72,8 +72,8 @@ describe.skipIf(!tools)('a real Prometheus scraping the worker', () => {
     await writeFile(join(dir, '2.avsc'), JSON.stringify(audit));
     h.bigquery.createTable(h.table('access'), tableSchemaFor(accessV1));
     // no audit table: that route pauses with TABLE_NOT_FOUND
-    h.bigquery.rejectRow((row) => (String(row.json.path).startsWith('/poison/') ? { location: 'path', message: 'poison row' } : null));
-    h.bigquery.failNext(2, { status: 503, reason: 'backendError' }, { table: h.table('access') });
+    h.rejectRows((row) => (String(row.path).startsWith('/poison/') ? 'poison row' : null));
+    h.failNextWrites(2, h.table('access'));
     const configPath = join(dir, 'tributary.yaml');
     await writeFile(
       configPath,
@@ -116,6 +116,7 @@ routes:
       'tributary_messages_settled_total{route="audit",outcome="nacked"}',
       'tributary_retries_total{route="access"}',
       'increase(tributary_rows_inserted_total{route="access"}[10s]) > 0',
+      'increase(tributary_embedded_schema_bytes_total{route="access"}[10s]) > 0',
     ];
     let missing = scenario;
     await until(

@@ -51,14 +51,14 @@ describe('dead-letter replay with the built CLI', () => {
    * of a log type no route takes are dead-lettered as UNROUTED.
    */
   async function makeDeadLetters(access: number, unrouted: number, watch: Subscription): Promise<{ accessIds: string[]; unroutedIds: string[] }> {
-    h.bigquery.rejectRow(() => ({ location: 'path', message: 'rejected while the table was broken' }));
+    h.rejectRows(() => 'rejected while the table was broken');
     const worker = await h.startWorker(ROUTES.replace('$SCHEMAS', dir));
     const accessIds = await h.publish(Array.from({ length: access }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
     const unroutedIds = await h.publish(Array.from({ length: unrouted }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'other' } })));
     const arrived = await pullAll(watch, { max: access + unrouted, timeoutMs: 20_000 });
     expect(arrived).toHaveLength(access + unrouted);
     await worker.stop();
-    h.bigquery.rejectRow(null);
+    h.rejectRows(null);
     return { accessIds, unroutedIds };
   }
 
@@ -173,7 +173,7 @@ describe('dead-letter replay with the built CLI', () => {
     const watch = await watchDeadLetters();
     const { accessIds } = await makeDeadLetters(10, 0, watch);
     // The cause is not fixed: BigQuery still calls the rows invalid.
-    h.bigquery.rejectRow(() => ({ location: 'status', message: 'still broken' }));
+    h.rejectRows(() => 'still broken');
 
     const first = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--idle-timeout', '1s']);
     expect(await first.exit).toBe(1);
@@ -185,7 +185,7 @@ describe('dead-letter replay with the built CLI', () => {
       expect(Object.keys(m.attributes).some((k) => k.startsWith('goog'))).toBe(false);
     }
 
-    h.bigquery.rejectRow(null);
+    h.rejectRows(null);
     const guarded = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--max-replays', '1', '--idle-timeout', '1s']);
     expect(await guarded.exit).toBe(1);
     expect(guarded.stderr.join('\n')).toContain('10 message(s) were replayed --max-replays times already');
@@ -215,7 +215,7 @@ describe('dead-letter replay with the built CLI', () => {
   it('an interrupted replay loses nothing: each message is inserted or still in the subscription', async () => {
     const watch = await watchDeadLetters();
     const { accessIds } = await makeDeadLetters(200, 0, watch);
-    h.bigquery.setLatency(100);
+    h.writeLatency(100);
 
     const cli = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--rate', '40/s', '--idle-timeout', '5s']);
     await h.bigquery.waitForRows(table, 20, 20_000);

@@ -1,97 +1,122 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FAULT_SCALE, FaultRig, report } from '../support/fault-rig.js';
+import { FAULT_SCALE, FaultRig, WRITE_APIS } from '../support/fault-rig.js';
 import { until } from '../support/until.js';
 import { accessV1, audit, tableSchemaFor } from '../support/log-schemas.js';
 
-/** Faults of what the worker depends on: BigQuery, the dead-letter topic, the registry. */
-describe('fault injection: dependencies', () => {
+/**
+ * Faults of what the worker depends on: BigQuery, the dead-letter topic, the registry; each on both
+ * write APIs. insertAll's own semantics (the same insertIds on a retry, `stopped` rows sent again)
+ * are checked on insertAll; the Storage Write API's (at least once: rows stored twice counted and
+ * bounded; row errors dead-letter exactly those rows) on Storage Write.
+ */
+describe.each(WRITE_APIS)('fault injection: dependencies (%s)', (writeApi) => {
   let rig: FaultRig;
 
   beforeEach(async () => {
-    rig = await FaultRig.create();
+    rig = await FaultRig.create({ writeApi });
   });
 
   afterEach(async () => {
     await rig.close();
   });
 
-  it('BigQuery outage: 503 backendError for a window → no dead-letters, same insertIds, bounded retries, drains after', async () => {
-    const bq = rig.h.bigquery;
+  it('BigQuery outage: 503 backendError / UNAVAILABLE for a window → no dead-letters, bounded retries, drains after', async () => {
     const worker = await rig.spawnWorker(await rig.writeConfig());
     const outageMs = 3000 * FAULT_SCALE;
-    bq.setOutage({ status: 503, reason: 'backendError' });
+    rig.outage(true);
     const published = await rig.publishSteady(1500, outageMs);
-    bq.setOutage(null);
-    const failed = bq.requests.filter((r) => r.status === 503);
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    rig.outage(false);
+    const failed = rig.writeRequests().filter((r) => r.injected);
+    await rig.expectConservation(published, 60_000);
     const retries = await worker.metric('tributary_retries_total', { code: 'BIGQUERY_UNAVAILABLE' });
     worker.child.kill('SIGTERM');
     await worker.exit;
     const c = await rig.account(published);
-    report('bigquery-outage', c, { outageMs, failedRequests: failed.length, retries });
+    rig.report('bigquery-outage', c, { outageMs, failedRequests: failed.length, retries });
     expect(c.deadLettered).toBe(0);
     expect(c.lost).toEqual([]);
+    expect(c.inserted).toBe(c.published);
     expect(failed.length).toBeGreaterThan(0);
+    expect(retries).toBeGreaterThan(0);
     // backoff, not a hot loop: 2 routes × 2 in flight, first retry ≤ 20 ms, capped at 200 ms
     expect(failed.length).toBeLessThan((outageMs / 1000) * 100);
-    // a row that failed was later stored under the same insertId
-    const stored = new Set(rig.insertedIds());
-    const failedIds = failed.flatMap((r) => r.insertIds);
-    expect(failedIds.every((id) => id !== undefined && stored.has(id))).toBe(true);
+    if (writeApi === 'insert-all') {
+      // a row that failed was later stored under the same insertId
+      const stored = new Set(rig.insertedIds());
+      const failedIds = rig.h.bigquery.requests.filter((r) => r.status === 503).flatMap((r) => r.insertIds);
+      expect(failedIds.every((id) => id !== undefined && stored.has(id))).toBe(true);
+    } else {
+      // A failed append stored nothing, so its retry stores each row once.
+      expect(c.duplicates).toBe(0);
+    }
   });
 
   it('quota wall: a throttle above a fixed rate → concurrency adapts, throttled share small, goodput near the allowed rate', async () => {
-    const bq = rig.h.bigquery;
     const allowedRequestsPerSecond = 8;
-    bq.throttle({ requestsPerSecond: allowedRequestsPerSecond });
+    rig.throttle(allowedRequestsPerSecond);
     // a backlog first, so the worker is never short of rows to send: 120 requests of 50 rows
     const published = await rig.publish(6000);
     const worker = await rig.spawnWorker(await rig.writeConfig('', { maxRows: 50 }));
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 90_000);
+    await rig.expectConservation(published, 90_000);
     worker.child.kill('SIGTERM');
     await worker.exit;
-    const inserts = bq.requests.filter((r) => r.status === 200);
-    const throttled = bq.requests.filter((r) => r.throttled).length;
+    const requests = rig.writeRequests();
+    const inserts = requests.filter((r) => r.ok);
+    const throttled = requests.filter((r) => r.throttled).length;
     const first = Math.min(...inserts.map((r) => r.timestamp));
     const last = Math.max(...inserts.map((r) => r.timestamp));
     const goodput = (inserts.length - 1) / ((last - first) / 1000);
     const c = await rig.account(published);
-    const share = throttled / bq.requests.length;
-    report('quota-wall', c, { allowedRequestsPerSecond, goodputRequestsPerSecond: goodput.toFixed(2), throttled, throttledShare: share.toFixed(3) });
+    const share = throttled / requests.length;
+    rig.report('quota-wall', c, { allowedRequestsPerSecond, goodputRequestsPerSecond: goodput.toFixed(2), throttled, throttledShare: share.toFixed(3) });
     expect(c.deadLettered).toBe(0);
     expect(c.lost).toEqual([]);
+    expect(c.duplicates).toBe(0);
+    expect(throttled).toBeGreaterThan(0);
     expect(share).toBeLessThan(0.2);
     expect(goodput).toBeGreaterThan(allowedRequestsPerSecond * 0.6);
   }, 120_000);
 
-  it('poison row in a batch of 500 → that row alone dead-lettered on the first attempt; the rest land with the same insertIds', async () => {
-    const bq = rig.h.bigquery;
+  it('poison row in a batch of 500 → that row alone dead-lettered on the first attempt; the rest land', async () => {
     const published = await rig.publish(750);
     const accessIds = published.filter((_, k) => k % 3 !== 2);
     const poisonId = accessIds[137];
     // BigQuery alone can judge this row (pre-validation passes it): the test server calls it invalid.
-    bq.rejectRow((row) => (row.insertId === poisonId ? { location: 'path', message: 'Invalid value' } : null));
+    rig.rejectRow(poisonId as string);
     const worker = await rig.spawnWorker(await rig.writeConfig('', { maxRows: 500 }));
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    await rig.expectConservation(published, 60_000);
     worker.child.kill('SIGTERM');
     await worker.exit;
     const c = await rig.account(published);
-    report('poison-row', c, { batchRows: 500 });
+    const refused = rig.writeRequests().filter((r) => r.rowErrorCount > 0);
+    rig.report('poison-row', c, { batchRows: 500, requestsWithRowErrors: refused.length, rowsInThem: refused.reduce((n, r) => n + r.rowCount, 0) });
     expect(c.deadLettered).toBe(1);
     expect(rig.h.deadLetters[0]?.attributes).toMatchObject({ tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_attempts: '1', tributary_source_message_id: poisonId });
     expect(c.lost).toEqual([]);
-    // The request that carried the poison row is resent without it, with the same insertIds.
-    const first = bq.requests.find((r) => r.insertIds.includes(poisonId));
-    const resent = bq.requests.filter((r) => r !== first && r.insertIds.some((id) => first?.insertIds.includes(id)));
-    expect(first?.insertIds.length).toBeGreaterThan(1);
-    expect(resent.flatMap((r) => r.insertIds).sort()).toEqual(first?.insertIds.filter((id) => id !== poisonId).sort());
+    expect(c.inserted).toBe(c.published - 1);
+    expect(c.duplicates).toBe(0);
+    if (writeApi === 'insert-all') {
+      // The request that carried the poison row is resent without it, with the same insertIds.
+      const bq = rig.h.bigquery;
+      const first = bq.requests.find((r) => r.insertIds.includes(poisonId));
+      const resent = bq.requests.filter((r) => r !== first && r.insertIds.some((id) => first?.insertIds.includes(id)));
+      expect(first?.insertIds.length).toBeGreaterThan(1);
+      expect(resent.flatMap((r) => r.insertIds).sort()).toEqual(first?.insertIds.filter((id) => id !== poisonId).sort());
+    } else {
+      // One append was refused, naming exactly the poison row; nothing of it was stored, and its
+      // other rows were sent again and stored once (duplicates 0 above).
+      expect(refused).toHaveLength(1);
+      expect(refused[0]?.rowErrorCount).toBe(1);
+      expect(refused[0]?.rowCount).toBeGreaterThan(1);
+      expect(refused[0]?.storedRowCount).toBe(0);
+    }
   });
 
   it('broken destination: one table deleted mid-run → that route pauses and probes, the other keeps flowing, it resumes by itself', async () => {
     const bq = rig.h.bigquery;
     const worker = await rig.spawnWorker(await rig.writeConfig());
     const before = await rig.publish(300);
-    await rig.h.expectConservation(before, [rig.access, rig.audit], 30_000);
+    await rig.expectConservation(before, 30_000);
     const goneWithTheTable = rig.h.insertedIds([rig.access]);
     bq.deleteTable(rig.access);
     const pausedAt = Date.now();
@@ -104,11 +129,11 @@ describe('fault injection: dependencies', () => {
     const pausedFor = Date.now() - pausedAt;
     bq.createTable(rig.access, tableSchemaFor(accessV1));
     // The access rows inserted before went with the deleted table; they were counted above.
-    await rig.h.expectConservation([...before, ...during], [rig.access, rig.audit], 60_000, goneWithTheTable);
+    await rig.expectConservation([...before, ...during], 60_000, goneWithTheTable);
     worker.child.kill('SIGTERM');
     await worker.exit;
     const c = await rig.account(during);
-    report('broken-destination', c, { pausedForMs: pausedFor, probes });
+    rig.report('broken-destination', c, { pausedForMs: pausedFor, probes });
     expect(access).toMatchObject({ state: 'paused', reason: { code: 'TABLE_NOT_FOUND' } });
     expect(auditState).toMatchObject({ state: 'running' });
     expect(auditRowsDuring).toBeGreaterThan(100 + 250);
@@ -123,9 +148,8 @@ describe('fault injection: dependencies', () => {
     await rig.h.deadLetterTopic.delete();
     const published = await rig.publish(300, 10);
     const poison = published.filter((_, k) => k % 10 === 9);
-    await rig.h.expectConservation(
+    await rig.expectConservation(
       published.filter((id) => !poison.includes(id)),
-      [rig.access, rig.audit],
       30_000,
     );
     // Each poison message is nacked after its publish retries run out, then redelivered.
@@ -154,7 +178,7 @@ describe('fault injection: dependencies', () => {
     await worker.exit;
     const c = await rig.account(published);
     const droppedInTheGap = poison.filter((id) => !rig.deadLetterIds().includes(id));
-    report('dead-letter-topic-deleted', c, { nackedWhileDeleted: failures, confirmedBeforeTheSubscription: droppedInTheGap.length });
+    rig.report('dead-letter-topic-deleted', c, { nackedWhileDeleted: failures, confirmedBeforeTheSubscription: droppedInTheGap.length });
     expect(failures).toBeGreaterThan(0);
     expect(c.deadLettered + droppedInTheGap.length).toBe(poison.length);
     expect(droppedInTheGap.every((id) => confirmedBefore(subscribedAt).includes(id))).toBe(true);
@@ -173,11 +197,11 @@ describe('fault injection: dependencies', () => {
     registry.reset();
     registry.register(1, accessV1);
     registry.register(2, audit);
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 60_000);
+    await rig.expectConservation(published, 60_000);
     worker.child.kill('SIGTERM');
     await worker.exit;
     const c = await rig.account(published);
-    report('registry-outage', c, { failedFetches });
+    rig.report('registry-outage', c, { failedFetches });
     expect(failedFetches).toBeGreaterThan(0);
     expect(c.deadLettered).toBe(0);
     expect(c.lost).toEqual([]);
@@ -185,14 +209,14 @@ describe('fault injection: dependencies', () => {
 
   it('slow sink: inserts slower than the ack deadline → leases are extended, duplicates ≤ 1 %', async () => {
     const subscription = await rig.shortDeadlineSubscription();
-    rig.h.bigquery.setLatency(12_000);
+    rig.latency(12_000);
     const published = await rig.publish(600);
     const worker = await rig.spawnWorker(await rig.writeConfig('', { subscription }));
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 90_000);
+    await rig.expectConservation(published, 90_000);
     worker.child.kill('SIGTERM');
     await worker.exit;
     const c = await rig.account(published, subscription);
-    report('slow-sink', c, { insertLatencyMs: 12_000, ackDeadlineSeconds: 10 });
+    rig.report('slow-sink', c, { insertLatencyMs: 12_000, ackDeadlineSeconds: 10 });
     expect(c.lost).toEqual([]);
     expect(c.inserted).toBe(c.published);
     expect(c.duplicates / c.published).toBeLessThanOrEqual(0.01);

@@ -2,18 +2,19 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
-import { FAULT_SCALE, FaultRig, report } from '../support/fault-rig.js';
+import { FAULT_SCALE, FaultRig, WRITE_APIS } from '../support/fault-rig.js';
 import { accessWithNewFields, accessWithNewFieldsRecord, encode } from '../support/log-schemas.js';
 
 /**
  * Three worker processes see a producer's new, additive schema revision at the same moment, under
- * load, with streaming inserts seeing the new columns only 5 s after they were added.
+ * load, with streaming writes (insertAll's and the Storage Write API's) seeing the new columns only
+ * 5 s after they were added.
  */
-describe('fault injection: a new schema revision seen by three replicas', () => {
+describe.each(WRITE_APIS)('fault injection: a new schema revision seen by three replicas (%s)', (writeApi) => {
   let rig: FaultRig;
 
   beforeEach(async () => {
-    rig = await FaultRig.create();
+    rig = await FaultRig.create({ writeApi });
     await writeFile(join(rig.dir, '3.avsc'), JSON.stringify(accessWithNewFields));
   });
 
@@ -48,7 +49,7 @@ routes:
     for (let i = 0; i < newRevision.length; i += 100) published.push(...(await rig.h.publish(newRevision.slice(i, i + 100))));
     published.push(...(await steady));
 
-    await rig.h.expectConservation(published, [rig.access, rig.audit], 120_000);
+    await rig.expectConservation(published, 120_000);
     const changes = await Promise.all(workers.map((w) => w.metric('tributary_table_changes_total', { kind: 'added-columns', result: 'ok' })));
     const conflicts = await Promise.all(workers.map((w) => w.metric('tributary_table_changes_total', { kind: 'added-columns', result: 'conflict' })));
     const propagating = await Promise.all(workers.map((w) => w.metric('tributary_retries_total', { route: 'access', code: 'SCHEMA_PROPAGATING' })));
@@ -56,7 +57,7 @@ routes:
     const exits = await Promise.all(workers.map((w) => w.exit));
     const c = await rig.account(published);
     const updateCalls = rig.h.bigquery.callCount('tables.patch') + rig.h.bigquery.callCount('tables.update');
-    report('schema-evolution-replicas', c, {
+    rig.report('schema-evolution-replicas', c, {
       updateCalls,
       effectiveChanges: changes.reduce((a, b) => a + b, 0),
       conflicts: conflicts.reduce((a, b) => a + b, 0),

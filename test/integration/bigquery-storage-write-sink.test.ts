@@ -368,8 +368,27 @@ describe('Storage Write sink: append errors', () => {
     }
   });
 
-  it('prepare() refuses a row larger than a request can carry', () => {
-    expect(() => sink.prepare('big', { id: 'z'.repeat(9_500_000) })).toThrow(expect.objectContaining({ code: 'ROW_TOO_LARGE' }));
+  it('a row larger than a request can carry is refused as ROW_TOO_LARGE by its encoded size, the others of its batch land', async () => {
+    const table = newTable(simple);
+    const big = sink.prepare('big', { id: 'z'.repeat(9_500_000) });
+    // Measured for batching as a request of its own.
+    expect(big.bytes).toBe(sink.limits.maxRequestBytes);
+    const requests = storage.requests.length;
+    const outcome = await sink.write(table, [big, ...prepared([{ id: 'small' }])]);
+    expect(outcome.failures).toMatchObject([{ index: 0, kind: 'rejected', code: 'ROW_TOO_LARGE' }]);
+    expect(ids(table)).toEqual(['small']);
+    expect(storage.requests.slice(requests).every((r) => r.bytes < 1_000_000)).toBe(true);
+  });
+
+  it('a row whose loose size bound is over the budget but which encodes small is written: a million booleans', async () => {
+    const table = newTable({ fields: [{ name: 'id', type: 'STRING', mode: 'NULLABLE' }, { name: 'flags', type: 'BOOLEAN', mode: 'REPEATED' }] });
+    const flags = Array.from({ length: 1_000_000 }, (_, i) => i % 7 === 0);
+    const row = sink.prepare('flags', { id: 'flags', flags });
+    expect(row.bytes).toBe(sink.limits.maxRequestBytes);
+    expect(await sink.write(table, [row])).toMatchObject({ failures: [] });
+    const stored = rest.rows(table).map((r) => r.json);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]?.flags).toEqual(flags);
   });
 });
 

@@ -15,11 +15,13 @@ import { Harness, PROJECT } from '../support/worker-harness.js';
 const metadata = 'metadata: { messageId: _message_id, recordIndex: _record_index }';
 const INDEX_FIELD = { name: '_record_index', type: 'INTEGER', mode: 'REQUIRED' } as const;
 
+// The insertId of each row (the message id, or `<messageId>:<n>` per record of a container file) is
+// asserted here: insertAll's identity of a row. Storage Write rows carry none.
 describe('all four framings on one subscription', () => {
   let h: Harness;
 
   beforeEach(async () => {
-    h = await Harness.create();
+    h = await Harness.create({ writeApi: 'insert-all' });
   });
 
   afterEach(async () => {
@@ -151,11 +153,12 @@ describe('fingerprint sources', () => {
   });
 });
 
+// Asserted through insertAll's insertIds (`<messageId>:<n>`).
 describe('a container file BigQuery refuses one row of', () => {
   let h: Harness;
 
   beforeEach(async () => {
-    h = await Harness.create();
+    h = await Harness.create({ writeApi: 'insert-all' });
   });
 
   afterEach(async () => {

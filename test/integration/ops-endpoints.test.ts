@@ -64,8 +64,12 @@ routes:
     expect(value(m, 'tributary_messages_received_total', { subscription: sub })).toBe(30);
     expect(value(m, 'tributary_messages_settled_total', { route: 'access', outcome: 'acked', code: 'none' })).toBe(20);
     expect(value(m, 'tributary_rows_inserted_total', { route: 'access' })).toBe(20);
-    // Rows of a few hundred bytes are billed as 1 KB each.
-    expect(value(m, 'tributary_insert_billed_bytes_total', { route: 'access' })).toBe(20 * 1024);
+    // Storage Write (the default write API) bills the rows' own bytes, about a hundred each here;
+    // insertAll would have billed 1 KB per row.
+    const billed = value(m, 'tributary_insert_billed_bytes_total', { route: 'access', write_api: 'storage-write' }) ?? 0;
+    expect(billed).toBeGreaterThan(20 * 50);
+    expect(billed).toBeLessThan((20 * 1024) / 4);
+    expect(value(m, 'tributary_insert_billed_bytes_total', { route: 'access', write_api: 'insert-all' })).toBeUndefined();
     // One observation per message, not per batch.
     expect(value(m, 'tributary_message_age_at_settle_seconds_count', { route: 'access', outcome: 'acked' })).toBe(20);
     expect(value(m, 'tributary_message_age_at_settle_seconds_bucket', { route: 'audit', outcome: 'acked', le: '+Inf' })).toBe(10);
@@ -88,7 +92,7 @@ routes:
   });
 
   it('shows messages in flight and their age while inserts are slow', async () => {
-    h.bigquery.setLatency(1500);
+    h.writeLatency(1500);
     await h.publish(access(10));
     const m = await until(scrape, (s) => (value(s, 'tributary_in_flight_messages') ?? 0) === 10 && (value(s, 'tributary_oldest_in_flight_message_age_seconds') ?? 0) > 0.1);
     expect(value(m, 'tributary_in_flight_bytes')).toBeGreaterThan(10 * 50);
@@ -97,7 +101,7 @@ routes:
   });
 
   it('a BigQuery outage pauses one route: readiness and liveness stay up, the route says why', async () => {
-    h.bigquery.denyTable(h.table('audit'));
+    h.denyWrites(h.table('audit'));
     await h.publish([...access(5), ...audits(5)]);
     const ready = await until(
       () => json('/readyz'),
@@ -119,7 +123,7 @@ routes:
     expect(value(m, 'tributary_route_state', { route: 'audit', state: 'running', reason: 'ACCESS_DENIED' })).toBe(0);
     expect(value(m, 'tributary_messages_settled_total', { route: 'audit', outcome: 'dead-lettered' })).toBeUndefined();
 
-    h.bigquery.allowTable(h.table('audit'));
+    h.denyWrites(h.table('audit'), false);
     await h.bigquery.waitForRows(h.table('audit'), 5, 20_000);
     const after = await until(scrape, (s) => value(s, 'tributary_route_state', { route: 'audit', state: 'running', reason: 'none' }) === 1);
     expect(value(after, 'tributary_route_state', { route: 'audit', state: 'paused' })).toBe(0);

@@ -9,11 +9,14 @@ import { Harness } from '../support/worker-harness.js';
 
 const metadata = 'metadata: { messageId: _message_id, publishTime: _publish_time }';
 
+// insertAll's own behaviour is asserted here (insertIds reused on a retry, the request resent
+// without the refused row): the worker writes with insert-all. The Storage Write path of the same
+// stream is covered by test/e2e/write-apis.test.ts and the fault suite.
 describe('pipeline through the emulator into the BigQuery test server', () => {
   let h: Harness;
 
   beforeEach(async () => {
-    h = await Harness.create();
+    h = await Harness.create({ writeApi: 'insert-all' });
   });
 
   afterEach(async () => {

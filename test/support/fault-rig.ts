@@ -3,13 +3,31 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Topic } from '@google-cloud/pubsub';
+import type { WriteApi } from '../../src/config.js';
 import { encodeConfluentHeader } from '../../src/core/schema-reference.js';
 import type { TableRef } from '../../src/core/table-schema.js';
 import { startCli } from './cli-process.js';
 import { metricValue, parseMetrics } from './prometheus-text.js';
 import { accessRecord, accessV1, audit, auditRecord, encode, tableSchemaFor } from './log-schemas.js';
 import { createTopicAndSubscription, pullAll, uniqueName, type PulledMessage } from './pubsub-fixtures.js';
-import { Harness } from './worker-harness.js';
+import { Harness, type HarnessOptions } from './worker-harness.js';
+
+/** The write APIs every BigQuery fault scenario runs on. */
+export const WRITE_APIS: readonly WriteApi[] = ['insert-all', 'storage-write'];
+
+/** One write request as either test server recorded it. */
+export interface WriteRequest {
+  /** Rows stored by it. */
+  ok: boolean;
+  /** Failed by an injected fault (outage, failNext). */
+  injected: boolean;
+  throttled: boolean;
+  timestamp: number;
+  rowCount: number;
+  storedRowCount: number;
+  /** Rows the destination refused in it (insertAll `invalid`, Storage Write `row_errors`). */
+  rowErrorCount: number;
+}
 
 /** Scales the fault suite: 1 in CI, more for a longer run (`TRIBUTARY_FAULT_SCALE=10`). */
 export const FAULT_SCALE = Math.max(1, Number(process.env.TRIBUTARY_FAULT_SCALE ?? '1'));
@@ -37,7 +55,9 @@ export interface Conservation {
 
 /**
  * The real worker as a child process (the built CLI), the real emulator and the BigQuery test
- * server, a Confluent-framed stream of two log types, and conservation accounting.
+ * servers (REST and Storage Write on the same tables), a Confluent-framed stream of two log types,
+ * and conservation accounting. The fault knobs (`outage`, `throttle`, `latency`, `rejectRow`)
+ * reach the test server of the write API under test.
  */
 export class FaultRig {
   readonly access: TableRef;
@@ -55,8 +75,13 @@ export class FaultRig {
     this.audit = h.table('audit');
   }
 
-  static async create(): Promise<FaultRig> {
-    const h = await Harness.create();
+  /** The write API under test. */
+  get api(): WriteApi {
+    return this.h.writeApi;
+  }
+
+  static async create(options: HarnessOptions = {}): Promise<FaultRig> {
+    const h = await Harness.create(options);
     const dir = await mkdtemp(join(tmpdir(), 'tributary-fault-'));
     await writeFile(join(dir, '1.avsc'), JSON.stringify(accessV1));
     await writeFile(join(dir, '2.avsc'), JSON.stringify(audit));
@@ -165,6 +190,67 @@ ${extra}`);
   }
 
   /**
+   * Waits until every published id is inserted or dead-lettered and checks conservation; a row
+   * stored twice fails it on insertAll (insertIds) and is counted on Storage Write (at least once).
+   */
+  expectConservation(published: string[], timeoutMs = 30_000, insertedElsewhere: string[] = []): Promise<{ storedTwice: number }> {
+    return this.h.expectConservation(published, [this.access, this.audit], timeoutMs, insertedElsewhere, { duplicates: this.api === 'storage-write' ? 'count' : 'refuse' });
+  }
+
+  /** A BigQuery outage (503 backendError / UNAVAILABLE) on, or off. */
+  outage(on: boolean): void {
+    this.h.outage(on);
+  }
+
+  /** A quota: beyond this many write requests per second BigQuery answers rateLimitExceeded / RESOURCE_EXHAUSTED. */
+  throttle(requestsPerSecond: number | null): void {
+    this.h.throttle(requestsPerSecond);
+  }
+
+  /** Every write request takes this long. */
+  latency(ms: number): void {
+    this.h.writeLatency(ms);
+  }
+
+  /** BigQuery refuses the row of this message (one pre-validation passes), whatever the write API. */
+  rejectRow(messageId: string | null): void {
+    this.h.rejectRows(messageId === null ? null : (row) => (row._message_id === messageId ? 'Invalid value' : null));
+  }
+
+  /** The write requests of the API under test, as its test server recorded them. */
+  writeRequests(): WriteRequest[] {
+    if (this.api === 'insert-all') {
+      return this.h.bigquery.requests.map((r) => ({
+        ok: r.status === 200 && r.insertErrorCount === 0,
+        injected: r.injected,
+        throttled: r.throttled,
+        timestamp: r.timestamp,
+        rowCount: r.rowCount,
+        storedRowCount: r.storedRowCount,
+        rowErrorCount: r.insertErrorCount,
+      }));
+    }
+    return this.h.storage.requests.map((r) => ({
+      ok: r.code === 0,
+      injected: r.injected,
+      throttled: r.throttled,
+      timestamp: r.timestamp,
+      rowCount: r.rowCount,
+      storedRowCount: r.storedRowCount,
+      rowErrorCount: r.rowErrors.length,
+    }));
+  }
+
+  waitForWrites(count: number, timeoutMs: number): Promise<void> {
+    return this.h.waitForWrites(count, timeoutMs);
+  }
+
+  /** One line per scenario, naming the write API. */
+  report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
+    report(scenario, c, { writeApi: this.api, ...extra });
+  }
+
+  /**
    * Runs a clean worker until every published id is inserted or dead-lettered (or `timeoutMs`),
    * stops it, and accounts for every message: inserted, dead-lettered, still in the subscription.
    */
@@ -225,6 +311,7 @@ ${extra}`);
 
 /** One line per scenario: the figures docs/guarantees.md tells the reader how to produce. */
 export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
-  const fields = { published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...extra };
+  const { writeApi, ...rest } = extra;
+  const fields = { ...(writeApi === undefined ? {} : { writeApi }), published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...rest };
   process.stdout.write(`FAULT ${scenario} ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
 }

@@ -27,7 +27,11 @@
  *
  * Faults: failNext (an error in the response, or the stream closed with that status), outages,
  * broken streams (destroyed without a status, before or after the rows are stored), latency per
- * request, and rows rejected by a predicate.
+ * request, rows rejected by a predicate, and a throttle (requests per second beyond which appends
+ * are answered RESOURCE_EXHAUSTED, as BigQuery answers a throughput quota).
+ *
+ * When the store also tells which schema streaming writes see (`streamingSchema`, the REST test
+ * server's propagation delay), appends are judged by that one, as insertAll's are.
  */
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
@@ -40,6 +44,8 @@ import { checkRowAgainstSchema } from './bigquery-test-server.js';
 /** What this server needs from a table store; BigQueryTestServer provides it. */
 export interface StorageTableStore {
   tableSchema(ref: TableRef): TableSchema | undefined;
+  /** The schema streaming writes are judged by right now (older than tableSchema while a change propagates). */
+  streamingSchema?(ref: TableRef): TableSchema | undefined;
   storeRows(ref: TableRef, rows: Array<Record<string, unknown>>): void;
 }
 
@@ -70,7 +76,17 @@ export interface StorageRecordedRequest {
   rowErrors: Array<{ index: number; message: string }>;
   storedRowCount: number;
   injected: boolean;
+  /** Answered RESOURCE_EXHAUSTED by throttle(). */
+  throttled: boolean;
   updatedSchema: boolean;
+  /** Arrival time (ms). */
+  timestamp: number;
+}
+
+export interface StorageThrottleOptions {
+  requestsPerSecond: number;
+  /** Bucket size; default one second's worth (at least 1). */
+  burstRequests?: number;
 }
 
 export type StorageRowRejectFn = (row: Record<string, unknown>, table: TableRef, index: number) => string | null;
@@ -97,6 +113,9 @@ export interface StorageWriteTestServer {
   breakNext(n: number, options?: BreakOptions): void;
   setLatency(ms: number): void;
   rejectRow(fn: StorageRowRejectFn | null): void;
+  /** Answers appends beyond this rate RESOURCE_EXHAUSTED (null: no throttle). */
+  throttle(options: StorageThrottleOptions | null): void;
+  readonly throttledCount: number;
   /** Stops reporting updated_schema, as when the backend has not caught up with a change yet. */
   reportSchemaUpdates(enabled: boolean): void;
   /**
@@ -466,6 +485,8 @@ class StorageServer implements StorageWriteTestServer {
   private outage: StorageFault | null = null;
   private latencyMs = 0;
   private rejectFn: StorageRowRejectFn | null = null;
+  private bucket: { rate: number; capacity: number; tokens: number; last: number } | null = null;
+  throttledCount = 0;
   private schemaUpdates = true;
   private readonly lagging = new Map<string, TableSchema>();
 
@@ -528,6 +549,26 @@ class StorageServer implements StorageWriteTestServer {
     this.rejectFn = fn;
   }
 
+  throttle(options: StorageThrottleOptions | null): void {
+    if (!options || options.requestsPerSecond <= 0) {
+      this.bucket = null;
+      return;
+    }
+    const capacity = Math.max(1, options.burstRequests ?? options.requestsPerSecond);
+    this.bucket = { rate: options.requestsPerSecond, capacity, tokens: capacity, last: Date.now() };
+  }
+
+  private admitThrottle(): boolean {
+    const bucket = this.bucket;
+    if (!bucket) return true;
+    const now = Date.now();
+    bucket.tokens = Math.min(bucket.capacity, bucket.tokens + ((now - bucket.last) / 1000) * bucket.rate);
+    bucket.last = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
   reportSchemaUpdates(enabled: boolean): void {
     this.schemaUpdates = enabled;
   }
@@ -548,7 +589,7 @@ class StorageServer implements StorageWriteTestServer {
 
   /** The schema the write path judges by: the table's, unless it is made to lag. */
   private writeSchema(table: TableRef): TableSchema | undefined {
-    const current = this.tables.tableSchema(table);
+    const current = this.tables.streamingSchema?.(table) ?? this.tables.tableSchema(table);
     if (!current) return undefined;
     return this.lagging.get(`${table.projectId}:${table.datasetId}.${table.tableId}`) ?? current;
   }
@@ -559,6 +600,7 @@ class StorageServer implements StorageWriteTestServer {
     this.outage = null;
     this.latencyMs = 0;
     this.rejectFn = null;
+    this.bucket = null;
     this.schemaUpdates = true;
     this.lagging.clear();
   }
@@ -667,7 +709,9 @@ class StorageServer implements StorageWriteTestServer {
       rowErrors: [],
       storedRowCount: 0,
       injected: false,
+      throttled: false,
       updatedSchema: false,
+      timestamp: Date.now(),
     };
     const finish = (answer: Answer): Answer => {
       if (answer.broken) entry.code = null;
@@ -718,6 +762,12 @@ class StorageServer implements StorageWriteTestServer {
     if (!schema) {
       const t = parsed.table;
       return fail(grpc.status.NOT_FOUND, `Not found: Table ${t.projectId}:${t.datasetId}.${t.tableId}`);
+    }
+    if (!this.admitThrottle()) {
+      this.throttledCount += 1;
+      entry.throttled = true;
+      const t = parsed.table;
+      return fail(grpc.status.RESOURCE_EXHAUSTED, `Exceeds 'AppendRows throughput' quota, user_id: test-project (status: INSUFFICIENT_TOKENS), you can issue a raise quota request. Entity: projects/${t.projectId}/datasets/${t.datasetId}/tables/${t.tableId}/streams/_default`);
     }
     const descriptor = request.protoRows?.writerSchema?.protoDescriptor;
     if (descriptor) {

@@ -27,29 +27,29 @@ function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe('bigquery.writeApi and routes.<name>.writeApi', () => {
-  it('defaults to insert-all; a route may choose its own', () => {
-    const config = parseConfig(base, {});
-    expect(config.bigquery.writeApi).toBe('insert-all');
+  it('defaults to storage-write; a route may choose its own', () => {
+    const config = parseConfig(base.replace('writeApi: storage-write', 'writeApi: insert-all'), {});
+    expect(config.bigquery.writeApi).toBe('storage-write');
     expect(config.bigquery.storageApiEndpoint).toBeUndefined();
     expect(config.routes.map((r) => [r.name, r.writeApi])).toEqual([
-      ['access', 'insert-all'],
-      ['audit', 'storage-write'],
+      ['access', 'storage-write'],
+      ['audit', 'insert-all'],
     ]);
   });
 
   it('routes without their own follow bigquery.writeApi', () => {
-    const config = parseConfig(`${base}bigquery: { writeApi: storage-write, storageApiEndpoint: "127.0.0.1:9060" }\n`, {});
-    expect(config.routes.map((r) => r.writeApi)).toEqual(['storage-write', 'storage-write']);
+    const config = parseConfig(`${base}bigquery: { writeApi: insert-all, storageApiEndpoint: "127.0.0.1:9060" }\n`, {});
+    expect(config.routes.map((r) => r.writeApi)).toEqual(['insert-all', 'storage-write']);
     expect(config.bigquery.storageApiEndpoint).toBe('127.0.0.1:9060');
   });
 
   it('is set from the environment too', () => {
     const config = parseConfig(base, {
-      TRIBUTARY_BIGQUERY_WRITE_API: 'storage-write',
+      TRIBUTARY_BIGQUERY_WRITE_API: 'insert-all',
       TRIBUTARY_BIGQUERY_STORAGE_API_ENDPOINT: 'localhost:9060',
       TRIBUTARY_ROUTES_AUDIT_WRITE_API: 'insert-all',
     });
-    expect(config.routes.map((r) => r.writeApi)).toEqual(['storage-write', 'insert-all']);
+    expect(config.routes.map((r) => r.writeApi)).toEqual(['insert-all', 'insert-all']);
     expect(config.bigquery.storageApiEndpoint).toBe('localhost:9060');
   });
 
