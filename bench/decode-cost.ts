@@ -24,11 +24,7 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
     [KINDS.access, 'access log'],
     [KINDS.metric, 'numeric event'],
   ] as Array<[LogKind, string]>) {
-    const cache = new SchemaCache(
-      { name: 'bench', fetch: () => Promise.resolve(JSON.stringify(kind.schema)) },
-      100,
-      { hit() {}, miss() {}, fetched() {} },
-    );
+    const cache = new SchemaCache({ name: 'bench', fetch: () => Promise.resolve(JSON.stringify(kind.schema)) }, 100, { hit() {}, miss() {}, fetched() {} });
     await cache.get({ kind: 'confluent', id: kind.schemaId });
     const framed = Array.from({ length: MESSAGES }, (_, i) => confluentFramed(kind, i));
     const containers = Array.from({ length: MESSAGES }, (_, i) => containerFile(kind, i));
@@ -72,9 +68,27 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
     const name = kind.logType;
     const vsJson = run.ratio('cached', 'jsonParse');
     const naiveVsCached = run.ratio('naive', 'cached');
-    results.add({ section, name: `decode_${name}_naive_ns`, label: `${label}: naive (schema parsed per message)`, value: run.nsPerOp.naive as number, unit: 'ns/msg' });
-    results.add({ section, name: `decode_${name}_cached_ns`, label: `${label}: tributary (cached schema)`, value: run.nsPerOp.cached as number, unit: 'ns/msg' });
-    results.add({ section, name: `decode_${name}_json_parse_ns`, label: `${label}: JSON.parse of the same event`, value: run.nsPerOp.jsonParse as number, unit: 'ns/msg' });
+    results.add({
+      section,
+      name: `decode_${name}_naive_ns`,
+      label: `${label}: naive (schema parsed per message)`,
+      value: run.nsPerOp.naive as number,
+      unit: 'ns/msg',
+    });
+    results.add({
+      section,
+      name: `decode_${name}_cached_ns`,
+      label: `${label}: tributary (cached schema)`,
+      value: run.nsPerOp.cached as number,
+      unit: 'ns/msg',
+    });
+    results.add({
+      section,
+      name: `decode_${name}_json_parse_ns`,
+      label: `${label}: JSON.parse of the same event`,
+      value: run.nsPerOp.jsonParse as number,
+      unit: 'ns/msg',
+    });
     results.add({
       section,
       name: `decode_${name}_cached_vs_json_ratio`,
@@ -95,10 +109,14 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
     // options otherwise: decode alone, the part the guard touches.
     const cached = cache.getCached(schemaKey({ kind: 'confluent', id: kind.schemaId }));
     if (cached === undefined) throw new Error('schema not cached');
-    const plain = avro.Type.forSchema(kind.schema as avro.Schema, {
-      wrapUnions: true,
-      typeHook: (s: avro.Schema) => (s === 'long' || (typeof s === 'object' && s !== null && (s as { type?: unknown }).type === 'long') ? exactLong : undefined),
-    } as Partial<avro.ForSchemaOptions>);
+    const plain = avro.Type.forSchema(
+      kind.schema as avro.Schema,
+      {
+        wrapUnions: true,
+        typeHook: (s: avro.Schema) =>
+          s === 'long' || (typeof s === 'object' && s !== null && (s as { type?: unknown }).type === 'long') ? exactLong : undefined,
+      } as Partial<avro.ForSchemaOptions>,
+    );
     const bodies = framed.map((b) => b.subarray(5));
     const guard = sideBySide(
       {
@@ -116,8 +134,20 @@ export async function runDecodeCost(results: Results, options: { rounds: number;
       options,
     );
     const guardRatio = guard.ratio('guarded', 'plain');
-    results.add({ section, name: `decode_${name}_guarded_ns`, label: `${label}: decode with the hostile-input guard`, value: guard.nsPerOp.guarded as number, unit: 'ns/msg' });
-    results.add({ section, name: `decode_${name}_unguarded_ns`, label: `${label}: decode with plain avsc`, value: guard.nsPerOp.plain as number, unit: 'ns/msg' });
+    results.add({
+      section,
+      name: `decode_${name}_guarded_ns`,
+      label: `${label}: decode with the hostile-input guard`,
+      value: guard.nsPerOp.guarded as number,
+      unit: 'ns/msg',
+    });
+    results.add({
+      section,
+      name: `decode_${name}_unguarded_ns`,
+      label: `${label}: decode with plain avsc`,
+      value: guard.nsPerOp.plain as number,
+      unit: 'ns/msg',
+    });
     results.add({ section, name: `decode_${name}_guard_ratio`, label: `${label}: guarded / plain avsc decode`, value: guardRatio, unit: 'x' });
     detail[name] = { nsPerOpRounds: run.rounds, guardNsPerOpRounds: guard.rounds };
   }

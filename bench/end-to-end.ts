@@ -63,7 +63,11 @@ class Environment {
     const [deadLetterTopic] = await pubsub.createTopic(uniqueName('bench-dead-letter'));
     await deadLetterTopic.createSubscription(uniqueName('bench-dead-letter-sub'));
     const payloads = new Map<LogType, Buffer[]>();
-    for (const kind of Object.values(KINDS)) payloads.set(kind.logType, Array.from({ length: POOL }, (_, i) => confluentFramed(kind, i)));
+    for (const kind of Object.values(KINDS))
+      payloads.set(
+        kind.logType,
+        Array.from({ length: POOL }, (_, i) => confluentFramed(kind, i)),
+      );
     return new Environment(emulator, pubsub, bigquery, directory, deadLetterTopic, payloads);
   }
 
@@ -160,7 +164,10 @@ class Environment {
 
   async workerConfig(subscription: string, dataset: string, extra = ''): Promise<string> {
     const routes = Object.values(KINDS)
-      .map((k: LogKind) => `  ${k.logType}: { match: [${k.logType}], table: ${dataset}.${k.logType}, metadata: { messageId: _message_id, publishTime: _publish_time } }`)
+      .map(
+        (k: LogKind) =>
+          `  ${k.logType}: { match: [${k.logType}], table: ${dataset}.${k.logType}, metadata: { messageId: _message_id, publishTime: _publish_time } }`,
+      )
       .join('\n');
     const path = join(this.directory, `worker-${dataset}-${Math.random().toString(36).slice(2, 8)}.yaml`);
     await writeFile(
@@ -241,7 +248,13 @@ async function drainBare(env: Environment, subscription: string, count: number):
 }
 
 /** Starts `workers` worker processes on one subscription and times the drain of `count` messages into fresh tables. */
-async function drainWorkers(env: Environment, subscription: string, count: number, workers = 1, extra = ''): Promise<Drain & { duplicates: number; exitCodes: Array<number | null> }> {
+async function drainWorkers(
+  env: Environment,
+  subscription: string,
+  count: number,
+  workers = 1,
+  extra = '',
+): Promise<Drain & { duplicates: number; exitCodes: Array<number | null> }> {
   const { dataset, refs } = env.tables();
   const config = await env.workerConfig(subscription, dataset, extra);
   const children = Array.from({ length: workers }, () => env.startWorker(config));
@@ -295,10 +308,35 @@ async function runThroughput(env: Environment, results: Results, options: EndToE
   results.add({ section, name: 'e2e_worker_msgs_per_s', label: `worker, ${n} backlog into the BigQuery test server`, value: rate(worker), unit: 'msgs/s' });
   results.add({ section, name: 'e2e_worker_vs_bare_ratio', label: 'worker / bare subscriber', value: ratio, unit: 'x', target: atLeast(ratio, 0.8) });
   results.add({ section, name: 'e2e_worker_latency100_msgs_per_s', label: 'worker, 100 ms per insert request', value: rate(slow), unit: 'msgs/s' });
-  results.add({ section, name: 'e2e_worker_latency100_vs_bare_ratio', label: 'worker at 100 ms inserts / bare subscriber', value: slowRatio, unit: 'x', target: atLeast(slowRatio, 0.8) });
-  results.add({ section, name: 'e2e_worker_cpu_us_per_msg', label: 'worker process CPU per message', value: median(worker.map((w) => w.cpuMicrosPerMessage)), unit: 'us/msg' });
-  results.add({ section, name: 'e2e_bare_cpu_us_per_msg', label: 'bare subscriber process CPU per message', value: median(bare.map((w) => w.cpuMicrosPerMessage)), unit: 'us/msg' });
-  results.add({ section, name: 'e2e_machine_busy_cores', label: 'whole machine CPU busy while the worker drained', value: median(worker.map((w) => w.machineBusyCores)), unit: 'cores' });
+  results.add({
+    section,
+    name: 'e2e_worker_latency100_vs_bare_ratio',
+    label: 'worker at 100 ms inserts / bare subscriber',
+    value: slowRatio,
+    unit: 'x',
+    target: atLeast(slowRatio, 0.8),
+  });
+  results.add({
+    section,
+    name: 'e2e_worker_cpu_us_per_msg',
+    label: 'worker process CPU per message',
+    value: median(worker.map((w) => w.cpuMicrosPerMessage)),
+    unit: 'us/msg',
+  });
+  results.add({
+    section,
+    name: 'e2e_bare_cpu_us_per_msg',
+    label: 'bare subscriber process CPU per message',
+    value: median(bare.map((w) => w.cpuMicrosPerMessage)),
+    unit: 'us/msg',
+  });
+  results.add({
+    section,
+    name: 'e2e_machine_busy_cores',
+    label: 'whole machine CPU busy while the worker drained',
+    value: median(worker.map((w) => w.machineBusyCores)),
+    unit: 'cores',
+  });
   results.detail('endToEnd', { messages: n, rounds: options.e2eRounds, bare, worker, workerLatency100: slow });
   return bare;
 }
@@ -335,7 +373,14 @@ async function runMemory(env: Environment, results: Results, options: EndToEndOp
     if (memory) peak = Math.max(peak, memory.peakRssBytes);
     results.add({ section, name: 'memory_backlog_messages', label: 'backlog drained', value: n, unit: 'messages' });
     results.add({ section, name: 'memory_drain_msgs_per_s', label: 'drain rate', value: n / drainSeconds, unit: 'msgs/s' });
-    results.add({ section, name: 'memory_peak_rss_mb', label: 'peak RSS of the worker (VmHWM)', value: peak / MiB, unit: 'MB', target: atMost(peak / MiB, 300) });
+    results.add({
+      section,
+      name: 'memory_peak_rss_mb',
+      label: 'peak RSS of the worker (VmHWM)',
+      value: peak / MiB,
+      unit: 'MB',
+      target: atMost(peak / MiB, 300),
+    });
     results.add({ section, name: 'memory_steady_rss_mb', label: 'median RSS, 20-90 % of the drain', value: steady / MiB, unit: 'MB' });
 
     // Steady run: a publisher at a constant rate, the same worker keeping up with it.
@@ -384,7 +429,13 @@ async function runMemory(env: Environment, results: Results, options: EndToEndOp
     // The garbage collector's sawtooth hides a trend from two medians: a fitted line through every
     // sample says more, and its second half says whether growth goes on once the heap has settled.
     const perMinute = (samples: typeof soakSamples): number => slope(samples.map((s) => ({ x: s.at / 60_000, y: s.rss / MiB })));
-    results.add({ section, name: 'memory_soak_rss_trend_mb_per_min', label: 'steady run: RSS trend, least squares over all samples', value: perMinute(soakSamples), unit: 'MB/min' });
+    results.add({
+      section,
+      name: 'memory_soak_rss_trend_mb_per_min',
+      label: 'steady run: RSS trend, least squares over all samples',
+      value: perMinute(soakSamples),
+      unit: 'MB/min',
+    });
     results.add({
       section,
       name: 'memory_soak_rss_trend_second_half_mb_per_min',
@@ -392,8 +443,21 @@ async function runMemory(env: Environment, results: Results, options: EndToEndOp
       value: perMinute(soakSamples.slice(Math.floor(soakSamples.length / 2))),
       unit: 'MB/min',
     });
-    results.add({ section, name: 'memory_soak_backlog_at_end', label: 'steady run: messages not yet inserted when publishing stopped', value: lagAtEnd, unit: 'messages' });
-    results.add({ section, name: 'memory_peak_rss_overall_mb', label: 'peak RSS over drain and steady run', value: peak / MiB, unit: 'MB', target: atMost(peak / MiB, 300) });
+    results.add({
+      section,
+      name: 'memory_soak_backlog_at_end',
+      label: 'steady run: messages not yet inserted when publishing stopped',
+      value: lagAtEnd,
+      unit: 'messages',
+    });
+    results.add({
+      section,
+      name: 'memory_peak_rss_overall_mb',
+      label: 'peak RSS over drain and steady run',
+      value: peak / MiB,
+      unit: 'MB',
+      target: atMost(peak / MiB, 300),
+    });
     if (failed > 0) results.note(`steady run: ${failed} publishes failed`);
     results.detail('memory', {
       backlog: n,
@@ -446,9 +510,27 @@ async function runShutdown(env: Environment, results: Results): Promise<void> {
   }
   const exitMs = median(measured.map((m) => m.exitMs));
   results.add({ section, name: 'shutdown_exit_ms', label: `SIGTERM to exit, insert requests in flight at ${latencyMs} ms each`, value: exitMs, unit: 'ms' });
-  results.add({ section, name: 'shutdown_inserts_in_flight', label: 'insert requests in flight at SIGTERM', value: median(measured.map((m) => m.inFlight)), unit: 'requests' });
-  results.add({ section, name: 'shutdown_rows_inserted_after_signal', label: 'rows inserted between SIGTERM and exit', value: median(measured.map((m) => m.insertedAfterSignal)), unit: 'rows' });
-  results.add({ section, name: 'shutdown_clean_exits', label: 'exits with code 0 (everything settled)', value: measured.filter((m) => m.code === 0).length, unit: `of ${rounds}` });
+  results.add({
+    section,
+    name: 'shutdown_inserts_in_flight',
+    label: 'insert requests in flight at SIGTERM',
+    value: median(measured.map((m) => m.inFlight)),
+    unit: 'requests',
+  });
+  results.add({
+    section,
+    name: 'shutdown_rows_inserted_after_signal',
+    label: 'rows inserted between SIGTERM and exit',
+    value: median(measured.map((m) => m.insertedAfterSignal)),
+    unit: 'rows',
+  });
+  results.add({
+    section,
+    name: 'shutdown_clean_exits',
+    label: 'exits with code 0 (everything settled)',
+    value: measured.filter((m) => m.code === 0).length,
+    unit: `of ${rounds}`,
+  });
   results.detail('shutdown', { latencyMs, rounds: measured });
 }
 

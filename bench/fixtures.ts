@@ -30,7 +30,11 @@ const METHODS = ['GET', 'GET', 'GET', 'POST', 'GET', 'PUT', 'GET', 'DELETE'];
 const STATUSES = [200, 200, 200, 200, 304, 201, 200, 404, 200, 500];
 
 function hex(i: number, width: number): string {
-  return (Math.imul(i + 1, 2_654_435_761) >>> 0).toString(16).padStart(8, '0').repeat(Math.ceil(width / 8)).slice(0, width);
+  return (Math.imul(i + 1, 2_654_435_761) >>> 0)
+    .toString(16)
+    .padStart(8, '0')
+    .repeat(Math.ceil(width / 8))
+    .slice(0, width);
 }
 
 /** An access log line as a CDN or load balancer writes it: about 300 bytes of Avro. */

@@ -80,9 +80,21 @@ export async function runFramingCost(results: Results, options: { rounds: number
       ['container file (schema cached by hash)', 'containerFile'],
     ] as const) {
       results.add({ section, name: `framing_${name}_${key}_bytes`, label: `${label}: ${framing}, bytes`, value: bytes[key] as number, unit: 'bytes/msg' });
-      results.add({ section, name: `framing_${name}_${key}_ns`, label: `${label}: ${framing}, decode+convert`, value: run.nsPerOp[key] as number, unit: 'ns/msg' });
+      results.add({
+        section,
+        name: `framing_${name}_${key}_ns`,
+        label: `${label}: ${framing}, decode+convert`,
+        value: run.nsPerOp[key] as number,
+        unit: 'ns/msg',
+      });
     }
-    results.add({ section, name: `framing_${name}_container_vs_confluent_ratio`, label: `${label}: container file / Confluent, CPU`, value: run.ratio('containerFile', 'confluent'), unit: 'x' });
+    results.add({
+      section,
+      name: `framing_${name}_container_vs_confluent_ratio`,
+      label: `${label}: container file / Confluent, CPU`,
+      value: run.ratio('containerFile', 'confluent'),
+      unit: 'x',
+    });
     detail[name] = { bytesPerMessage: bytes, nsPerOpRounds: run.rounds };
   }
   results.detail('framingCost', detail);

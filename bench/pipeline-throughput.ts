@@ -110,7 +110,11 @@ interface Counters {
 /** Plain envelopes, built outside the timed region; ack/nack only count. */
 function envelopes(kinds: readonly LogKind[], count: number, counters: Counters, round: number): Envelope[] {
   const payloads = new Map<LogType, Buffer[]>();
-  for (const kind of kinds) payloads.set(kind.logType, Array.from({ length: POOL }, (_, i) => confluentFramed(kind, i)));
+  for (const kind of kinds)
+    payloads.set(
+      kind.logType,
+      Array.from({ length: POOL }, (_, i) => confluentFramed(kind, i)),
+    );
   const attributes = new Map<LogType, Readonly<Record<string, string>>>(kinds.map((k) => [k.logType, Object.freeze({ log_type: k.logType })]));
   const now = Date.now();
   const ack = (): void => {
@@ -164,7 +168,13 @@ routes:
   );
   const sink = writeApi === 'insert-all' ? new SerializingSink(tables) : new EncodingSink(tables);
   // The Pub/Sub client is only handed over for the schema service, which a directory registry never calls.
-  const pipeline = createPipeline(config, { logger: silent, sinks: sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'bench-project' }), metrics: new Metrics() });
+  const pipeline = createPipeline(config, {
+    logger: silent,
+    sinks: sink,
+    deadLetters: noDeadLetters,
+    pubsub: new PubSub({ projectId: 'bench-project' }),
+    metrics: new Metrics(),
+  });
   return { pipeline, sink };
 }
 
@@ -285,7 +295,13 @@ export async function runPipelineThroughput(results: Results, options: { rounds:
       unit: 'msgs/s/core',
       ...(scenario.name.startsWith('access') ? { target: atLeast(perSecond, 50_000) } : {}),
     });
-    results.add({ section, name: `pipeline_${scenario.name}_floor_msgs_per_s`, label: `${scenario.label}: floor (decode + JSON.stringify)`, value: floorPerSecond, unit: 'msgs/s/core' });
+    results.add({
+      section,
+      name: `pipeline_${scenario.name}_floor_msgs_per_s`,
+      label: `${scenario.label}: floor (decode + JSON.stringify)`,
+      value: floorPerSecond,
+      unit: 'msgs/s/core',
+    });
     results.add({
       section,
       name: `pipeline_${scenario.name}_overhead_ratio`,

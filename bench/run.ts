@@ -68,7 +68,9 @@ async function main(): Promise<void> {
   const directory = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   const { file } = await results.write(directory, { startedAt: started.toISOString(), seconds: Math.round(seconds), machine, sections: [...sections] });
   const missed = results.figures.filter((f) => f.target && !f.target.met).map((f) => f.name);
-  process.stdout.write(`\nResults: bench/results/${basename(file)} (and latest.json). ${Math.round(seconds)} s. Targets missed: ${missed.length === 0 ? 'none' : missed.join(', ')}\n`);
+  process.stdout.write(
+    `\nResults: bench/results/${basename(file)} (and latest.json). ${Math.round(seconds)} s. Targets missed: ${missed.length === 0 ? 'none' : missed.join(', ')}\n`,
+  );
 }
 
 main().then(

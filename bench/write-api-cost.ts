@@ -62,12 +62,48 @@ export function runWriteApiCost(results: Results, options: { rounds: number; rou
     const insertAllUsd = insertAllBilledPerMillion * INSERT_ALL_USD_PER_BYTE;
     const storageUsd = storageBilledPerMillion * STORAGE_WRITE_USD_PER_BYTE;
     results.add({ section, name: `write_${name}_json_bytes_per_row`, label: `${label}: JSON row (insertAll)`, value: jsonBytes / rows.length, unit: 'B/row' });
-    results.add({ section, name: `write_${name}_proto_bytes_per_row`, label: `${label}: protobuf row (Storage Write)`, value: protoBytes / rows.length, unit: 'B/row' });
-    results.add({ section, name: `write_${name}_size_bound_ratio`, label: `${label}: prepare() bound / encoded size`, value: boundBytes / protoBytes, unit: 'x' });
-    results.add({ section, name: `write_${name}_insert_all_billed_mb_per_million`, label: `${label}: insertAll billed per million rows`, value: insertAllBilledPerMillion / 1e6, unit: 'MB' });
-    results.add({ section, name: `write_${name}_storage_write_billed_mb_per_million`, label: `${label}: Storage Write billed per million rows`, value: storageBilledPerMillion / 1e6, unit: 'MB' });
-    results.add({ section, name: `write_${name}_insert_all_usd_per_million`, label: `${label}: insertAll cost per million rows`, value: insertAllUsd, unit: 'USD' });
-    results.add({ section, name: `write_${name}_storage_write_usd_per_million`, label: `${label}: Storage Write cost per million rows`, value: storageUsd, unit: 'USD' });
+    results.add({
+      section,
+      name: `write_${name}_proto_bytes_per_row`,
+      label: `${label}: protobuf row (Storage Write)`,
+      value: protoBytes / rows.length,
+      unit: 'B/row',
+    });
+    results.add({
+      section,
+      name: `write_${name}_size_bound_ratio`,
+      label: `${label}: prepare() bound / encoded size`,
+      value: boundBytes / protoBytes,
+      unit: 'x',
+    });
+    results.add({
+      section,
+      name: `write_${name}_insert_all_billed_mb_per_million`,
+      label: `${label}: insertAll billed per million rows`,
+      value: insertAllBilledPerMillion / 1e6,
+      unit: 'MB',
+    });
+    results.add({
+      section,
+      name: `write_${name}_storage_write_billed_mb_per_million`,
+      label: `${label}: Storage Write billed per million rows`,
+      value: storageBilledPerMillion / 1e6,
+      unit: 'MB',
+    });
+    results.add({
+      section,
+      name: `write_${name}_insert_all_usd_per_million`,
+      label: `${label}: insertAll cost per million rows`,
+      value: insertAllUsd,
+      unit: 'USD',
+    });
+    results.add({
+      section,
+      name: `write_${name}_storage_write_usd_per_million`,
+      label: `${label}: Storage Write cost per million rows`,
+      value: storageUsd,
+      unit: 'USD',
+    });
     const billedRatio = insertAllBilledPerMillion / storageBilledPerMillion;
     const costRatio = insertAllUsd / storageUsd;
     results.add({
@@ -113,9 +149,27 @@ export function runWriteApiCost(results: Results, options: { rounds: number; rou
     );
     sinkValue += run.nsPerOp.json as number;
     const encodeRatio = run.ratio('proto', 'json');
-    results.add({ section, name: `write_${name}_json_stringify_ns`, label: `${label}: JSON.stringify per row`, value: run.nsPerOp.json as number, unit: 'ns/row' });
-    results.add({ section, name: `write_${name}_proto_encode_ns`, label: `${label}: protobuf encoding per row`, value: run.nsPerOp.proto as number, unit: 'ns/row' });
-    results.add({ section, name: `write_${name}_proto_prepare_encode_ns`, label: `${label}: size bound + protobuf encoding per row`, value: run.nsPerOp.protoWithBound as number, unit: 'ns/row' });
+    results.add({
+      section,
+      name: `write_${name}_json_stringify_ns`,
+      label: `${label}: JSON.stringify per row`,
+      value: run.nsPerOp.json as number,
+      unit: 'ns/row',
+    });
+    results.add({
+      section,
+      name: `write_${name}_proto_encode_ns`,
+      label: `${label}: protobuf encoding per row`,
+      value: run.nsPerOp.proto as number,
+      unit: 'ns/row',
+    });
+    results.add({
+      section,
+      name: `write_${name}_proto_prepare_encode_ns`,
+      label: `${label}: size bound + protobuf encoding per row`,
+      value: run.nsPerOp.protoWithBound as number,
+      unit: 'ns/row',
+    });
     results.add({
       section,
       name: `write_${name}_proto_vs_json_ratio`,
@@ -124,7 +178,16 @@ export function runWriteApiCost(results: Results, options: { rounds: number; rou
       unit: 'x',
       ...(name === 'access' ? { target: atMost(encodeRatio, 1) } : {}),
     });
-    detail[name] = { rows: rows.length, jsonBytes, protoBytes, boundBytes, insertAllBilled, nsPerRow: run.nsPerOp, rounds: run.rounds, checksum: sinkValue > 0 };
+    detail[name] = {
+      rows: rows.length,
+      jsonBytes,
+      protoBytes,
+      boundBytes,
+      insertAllBilled,
+      nsPerRow: run.nsPerOp,
+      rounds: run.rounds,
+      checksum: sinkValue > 0,
+    };
   }
   results.detail(section, detail);
 }

@@ -28,7 +28,9 @@ export function renderMetricsReference(): string {
     const labels = m.labelNames && m.labelNames.length > 0 ? m.labelNames.join(', ') : '—';
     lines.push(`| \`${m.name}\` | ${m.type} | ${labels} | ${m.help.replace(/\|/g, '\\|')} |`);
   }
-  lines.push("| `tributary_process_*`, `tributary_nodejs_*` | various | — | prom-client's default process and Node.js metrics (CPU, memory, heap, event-loop lag, GC); which ones exist depends on the platform. |");
+  lines.push(
+    "| `tributary_process_*`, `tributary_nodejs_*` | various | — | prom-client's default process and Node.js metrics (CPU, memory, heap, event-loop lag, GC); which ones exist depends on the platform. |",
+  );
   return lines.join('\n');
 }
 

@@ -106,7 +106,8 @@ export async function createSinks(config: Config, logger?: Logger): Promise<Sink
               apiEndpoint: config.bigquery.apiEndpoint,
               storageApiEndpoint: config.bigquery.storageApiEndpoint,
               timeoutMs: config.bigquery.timeoutMs,
-              onConnectionFailure: (table, err) => logger?.warn({ table: formatTableRef(table), err: err.message }, 'Storage Write stream failed; reconnecting on the next write.'),
+              onConnectionFailure: (table, err) =>
+                logger?.warn({ table: formatTableRef(table), err: err.message }, 'Storage Write stream failed; reconnecting on the next write.'),
             });
       made.set(api, sink);
     }
@@ -151,7 +152,12 @@ export function createTableEvolvers(config: Config, metrics: Metrics, logger: Lo
     }
     if (sink.name === 'insert-all' || sink.name === 'storage-write') {
       // Routes log each change once with its diff; the manager only counts its attempts.
-      tables ??= new BigQueryTables({ projectId: config.bigquery.projectId ?? config.projectId, apiEndpoint: config.bigquery.apiEndpoint, timeoutMs: config.bigquery.timeoutMs, observer: metrics });
+      tables ??= new BigQueryTables({
+        projectId: config.bigquery.projectId ?? config.projectId,
+        apiEndpoint: config.bigquery.apiEndpoint,
+        timeoutMs: config.bigquery.timeoutMs,
+        observer: metrics,
+      });
       return tables;
     }
     if (!warned) logger.warn({ routes: evolving.map((r) => r.name) }, 'The sink cannot change tables: schemaEvolution and createTable are ignored.');
@@ -205,7 +211,11 @@ export function createPipeline(config: Config, deps: PipelineDeps): Pipeline {
     hit: () => metrics.schemaCacheHit(),
     miss: () => metrics.schemaCacheMisses.inc(),
     fetched: (registry, seconds, ok) => metrics.schemaFetchDuration.observe({ registry, outcome: ok ? 'ok' : 'error' }, seconds),
-    registryFault: (error) => logger.error({ code: error.code, err: error.message }, 'The schema registry refuses the worker: messages are nacked, not dead-lettered, and readiness fails until a schema read succeeds.'),
+    registryFault: (error) =>
+      logger.error(
+        { code: error.code, err: error.message },
+        'The schema registry refuses the worker: messages are nacked, not dead-lettered, and readiness fails until a schema read succeeds.',
+      ),
     registryRecovered: () => logger.info({}, 'The schema registry answers the worker again.'),
   });
   metrics.watchSchemaCache(() => schemas.size);
@@ -266,7 +276,12 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
     (name) =>
       new PubSubSource(
         pubsub,
-        { subscription: name, maxMessages: config.flowControl.maxMessages, maxBytes: config.flowControl.maxBytes, reopenWindowMs: config.shutdown.reopenWindowMs },
+        {
+          subscription: name,
+          maxMessages: config.flowControl.maxMessages,
+          maxBytes: config.flowControl.maxBytes,
+          reopenWindowMs: config.shutdown.reopenWindowMs,
+        },
         (envelope) => dispatcher.handle(envelope),
         metrics,
         logger,
@@ -312,7 +327,10 @@ export async function startWorker(config: Config, deps: WorkerDeps): Promise<Wor
   const stop = (): Promise<{ drained: boolean }> => {
     stopping ??= (async () => {
       draining = true;
-      logger.info({ unsettled: dispatcher.unsettled, drainTimeoutMs: config.shutdown.drainTimeoutMs }, 'Draining: pulling stopped, settling what is in flight.');
+      logger.info(
+        { unsettled: dispatcher.unsettled, drainTimeoutMs: config.shutdown.drainTimeoutMs },
+        'Draining: pulling stopped, settling what is in flight.',
+      );
       // Nothing new is processed from here on; the streams stay open until the drain is over so
       // that its acks are delivered, then close() nacks what is left.
       for (const source of sources) source.pause();

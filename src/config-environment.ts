@@ -14,7 +14,10 @@ const ENV_PREFIX = 'TRIBUTARY_';
 export const CONFIG_FILE_VARIABLE = 'TRIBUTARY_CONFIG';
 
 export function toEnvSegment(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toUpperCase();
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/-/g, '_')
+    .toUpperCase();
 }
 
 /** The environment variable that sets a config path, e.g. `routes.access.batch.maxRows`. */

@@ -17,7 +17,13 @@ const tablePattern = /^(?:([a-z][a-z0-9-:.]{4,61}[a-z0-9])\.)?([A-Za-z0-9_]{1,10
 
 const batchSchema = z
   .object({
-    maxRows: z.number().int().min(1).max(LIMITS.maxBatchRows).default(500).describe("Flush the route's batch at this many rows (BigQuery allows at most 50,000 per request)."),
+    maxRows: z
+      .number()
+      .int()
+      .min(1)
+      .max(LIMITS.maxBatchRows)
+      .default(500)
+      .describe("Flush the route's batch at this many rows (BigQuery allows at most 50,000 per request)."),
     maxBytes: z
       .number()
       .int()
@@ -36,7 +42,10 @@ const metadataSchema = z
     publishTime: z.string().optional().describe('Column that receives the publish time (TIMESTAMP).'),
     subscription: z.string().optional().describe('Column that receives the subscription path.'),
     attributes: z.string().optional().describe('Column that receives the message attributes as a JSON string.'),
-    recordIndex: z.string().optional().describe('Column for the position of the record in its message (0, or 0..n-1 in an Avro container file holding several).'),
+    recordIndex: z
+      .string()
+      .optional()
+      .describe('Column for the position of the record in its message (0, or 0..n-1 in an Avro container file holding several).'),
   })
   .strict()
   .describe('Optional columns filled from the Pub/Sub message rather than from the record.');
@@ -68,14 +77,23 @@ const writeApiSchema = z.enum(['storage-write', 'insert-all']);
 const routeSchema = z
   .object({
     match: z.array(z.string().min(1)).min(1).describe('Log types this route takes; a log type belongs to one route.'),
-    table: z.string().regex(tablePattern, 'must be [project.]dataset.table').describe('Destination table, `[project.]dataset.table`; without a project, `bigquery.projectId`.'),
+    table: z
+      .string()
+      .regex(tablePattern, 'must be [project.]dataset.table')
+      .describe('Destination table, `[project.]dataset.table`; without a project, `bigquery.projectId`.'),
     subscription: z
       .string()
       .min(1)
       .optional()
       .describe("A subscription of the route's own (short name or full path), filtered on the log type, so that its flow control is its own."),
     batch: batchSchema.default({}),
-    maxInFlightBatches: z.number().int().min(1).max(64).default(4).describe('Insert requests open at once for this route (fewer while the destination throttles).'),
+    maxInFlightBatches: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe('Insert requests open at once for this route (fewer while the destination throttles).'),
     maxUnsettledRows: z
       .number()
       .int()
@@ -92,16 +110,28 @@ const routeSchema = z
     schemaEvolution: z
       .enum(['off', 'add-columns'])
       .default('off')
-      .describe('add-columns: add the columns a new schema revision brings (NULLABLE or REPEATED) and relax REQUIRED columns that became nullable; incompatible changes are refused.'),
-    createTable: createTableSchema.optional().describe('Create the table when it is missing, from the schema of the message that found it missing; without it a missing table pauses the route.'),
+      .describe(
+        'add-columns: add the columns a new schema revision brings (NULLABLE or REPEATED) and relax REQUIRED columns that became nullable; incompatible changes are refused.',
+      ),
+    createTable: createTableSchema
+      .optional()
+      .describe('Create the table when it is missing, from the schema of the message that found it missing; without it a missing table pauses the route.'),
     writeApi: writeApiSchema.optional().describe('The BigQuery write API of this route; unset: bigquery.writeApi.'),
   })
   .strict();
 
 const baseConfigSchema = z
   .object({
-    projectId: z.string().min(1).optional().describe('Project of the subscriptions and topics, and of tables that name no project. Default: the `GOOGLE_CLOUD_PROJECT` variable.'),
-    subscription: z.string().min(1).optional().describe('Default subscription (short name or `projects/…/subscriptions/…`). Required unless every route has its own.'),
+    projectId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Project of the subscriptions and topics, and of tables that name no project. Default: the `GOOGLE_CLOUD_PROJECT` variable.'),
+    subscription: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Default subscription (short name or `projects/…/subscriptions/…`). Required unless every route has its own.'),
     registry: z
       .object({
         kind: z
@@ -125,8 +155,15 @@ const baseConfigSchema = z
           .string()
           .min(1)
           .optional()
-          .describe('Folder of `<id>.avsc` files: `42.avsc` for Confluent id 42, `<schema>@<revision>.avsc` for a Pub/Sub schema revision (short schema name). For development and tests.'),
-        cacheMaxEntries: z.number().int().min(1).default(10_000).describe('Compiled schemas kept in memory (a guard against a runaway producer; schema ids are few).'),
+          .describe(
+            'Folder of `<id>.avsc` files: `42.avsc` for Confluent id 42, `<schema>@<revision>.avsc` for a Pub/Sub schema revision (short schema name). For development and tests.',
+          ),
+        cacheMaxEntries: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('Compiled schemas kept in memory (a guard against a runaway producer; schema ids are few).'),
         fingerprints: z
           .object({
             pubsubSchemas: z.array(z.string().min(1)).default([]),
@@ -149,7 +186,11 @@ const baseConfigSchema = z
           .default('attribute')
           .describe("Where the log type comes from: a message attribute, the Avro record's full name, or a field of the record."),
         key: z.string().min(1).default('log_type').describe('The attribute name, or the dotted field path when `from` is `field`.'),
-        unrouted: z.string().min(1).default('dead-letter').describe('Log types no route matches: `dead-letter` them (`UNROUTED`), or the name of a route that takes them.'),
+        unrouted: z
+          .string()
+          .min(1)
+          .default('dead-letter')
+          .describe('Log types no route matches: `dead-letter` them (`UNROUTED`), or the name of a route that takes them.'),
       })
       .strict()
       .default({})
@@ -160,7 +201,12 @@ const baseConfigSchema = z
     retry: z
       .object({
         maxAttempts: z.number().int().min(1).max(100).default(6).describe('Attempts per batch (and per registry fetch) before the messages are nacked.'),
-        initialDelayMs: z.number().int().min(1).default(250).describe('Backoff before the second attempt; exponential with full jitter: attempt n waits uniformly in [0, min(maxDelayMs, initialDelayMs·2ⁿ⁻¹)].'),
+        initialDelayMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(250)
+          .describe('Backoff before the second attempt; exponential with full jitter: attempt n waits uniformly in [0, min(maxDelayMs, initialDelayMs·2ⁿ⁻¹)].'),
         maxDelayMs: z.number().int().min(1).default(30_000).describe('Longest backoff between two attempts.'),
       })
       .strict()
@@ -173,14 +219,20 @@ const baseConfigSchema = z
     sink: z.enum(['bigquery', 'duckdb']).default('bigquery').describe('Where rows go: BigQuery, or an embedded DuckDB file for development.'),
     duckdb: z
       .object({
-        path: z.string().min(1).default('tributary.duckdb').describe('The database file (relative to the working directory); created with its directory if missing.'),
+        path: z
+          .string()
+          .min(1)
+          .default('tributary.duckdb')
+          .describe('The database file (relative to the working directory); created with its directory if missing.'),
         tables: z
           .record(
             z.string().describe('route'),
             z
               .string()
               .min(1)
-              .describe('The file the route\'s table is created from when the database lacks it: an Avro record schema (`.avsc`) or a BigQuery schema (`.json`).'),
+              .describe(
+                "The file the route's table is created from when the database lacks it: an Avro record schema (`.avsc`) or a BigQuery schema (`.json`).",
+              ),
           )
           .default({})
           .describe('Route name → table definition file; the sink creates missing tables from it.'),
@@ -224,7 +276,7 @@ const baseConfigSchema = z
           .string()
           .regex(/^(?:\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/, 'must be host:port')
           .optional()
-          .describe('host:port of a Storage Write API endpoint reached in plaintext without authentication (local test servers); unset: Google\'s.'),
+          .describe("host:port of a Storage Write API endpoint reached in plaintext without authentication (local test servers); unset: Google's."),
       })
       .strict()
       .default({})

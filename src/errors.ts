@@ -58,7 +58,7 @@ export function errorClassOf(code: ErrorCode): ErrorClass {
 }
 
 export function isErrorCode(value: string): value is ErrorCode {
-  return  Object.hasOwn(ERROR_CODES, value);
+  return Object.hasOwn(ERROR_CODES, value);
 }
 
 export class TributaryError extends Error {

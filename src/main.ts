@@ -168,7 +168,9 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (command === 'validate') {
-    process.stdout.write(`${configPath}: OK (${config.routes.length} route(s): ${config.routes.map((r) => `${r.name} -> ${r.table.projectId}.${r.table.datasetId}.${r.table.tableId}`).join(', ')})\n`);
+    process.stdout.write(
+      `${configPath}: OK (${config.routes.length} route(s): ${config.routes.map((r) => `${r.name} -> ${r.table.projectId}.${r.table.datasetId}.${r.table.tableId}`).join(', ')})\n`,
+    );
     return 0;
   }
   if (replayOptions) {
@@ -197,7 +199,12 @@ async function replay(config: Config, options: ReplayOptions): Promise<number> {
     return new LogProgress({ stats, total }, logger);
   };
   const abort = new AbortController();
-  const releaseSignals = onStopSignals(logger, 'Signal received: stopping the replay.', 'Second signal: exiting now; dead letters not acked come back after their lease.', () => abort.abort());
+  const releaseSignals = onStopSignals(
+    logger,
+    'Signal received: stopping the replay.',
+    'Second signal: exiting now; dead letters not acked come back after their lease.',
+    () => abort.abort(),
+  );
   try {
     const summary = await runReplay(config, options, { logger, signal: abort.signal, progress });
     logOut = process.stdout;
@@ -236,7 +243,9 @@ async function run(config: Config): Promise<number> {
         },
       );
     };
-    onStopSignals(logger, 'Signal received: shutting down.', 'Second signal: exiting now; unsettled messages will be redelivered.', () => stop((drained) => (drained ? 0 : 1)));
+    onStopSignals(logger, 'Signal received: shutting down.', 'Second signal: exiting now; unsettled messages will be redelivered.', () =>
+      stop((drained) => (drained ? 0 : 1)),
+    );
     void worker.lost.then((lost) => {
       logger.fatal(
         { subscription: lost.subscription, status: lost.status, err: lost.message },

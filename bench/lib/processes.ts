@@ -55,7 +55,10 @@ export function startChild(args: string[], env: NodeJS.ProcessEnv): Child {
       const index = lines.findIndex((l) => pattern.test(String(l.message)));
       if (index >= 0) return Promise.resolve({ line: lines[index] as Record<string, unknown>, at: arrivals[index] as number });
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "${pattern.source}" line within ${timeoutMs} ms; stderr: ${stderr.slice(-5).join(' | ')}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no "${pattern.source}" line within ${timeoutMs} ms; stderr: ${stderr.slice(-5).join(' | ')}`)),
+          timeoutMs,
+        );
         waiters.push({
           pattern,
           resolve: (hit) => {

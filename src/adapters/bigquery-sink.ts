@@ -54,7 +54,11 @@ export class BigQuerySink implements Sink {
    * aborted: the timer gives up waiting. The rows may still land, so the retry reuses the insertIds.
    */
   private withTimeout<T>(promise: Promise<T>, table: TableRef): Promise<T> {
-    return withTimeout(promise, this.options.timeoutMs, () => new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`));
+    return withTimeout(
+      promise,
+      this.options.timeoutMs,
+      () => new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`),
+    );
   }
 
   /** The row's JSON, made once: it sizes the batch (envelope and insertId included) and is what is sent. */
@@ -72,7 +76,10 @@ export class BigQuerySink implements Sink {
     const body = insertAllBody(rows);
     let response: InsertAllResponse;
     try {
-      const [answer] = await this.withTimeout(target.request({ method: 'POST', uri: '/insertAll', body, headers: { 'Content-Type': 'application/json' } }), table);
+      const [answer] = await this.withTimeout(
+        target.request({ method: 'POST', uri: '/insertAll', body, headers: { 'Content-Type': 'application/json' } }),
+        table,
+      );
       response = (typeof answer === 'string' ? JSON.parse(answer) : answer) as InsertAllResponse;
     } catch (err) {
       if (err instanceof TributaryError) throw err;
@@ -112,14 +119,23 @@ export function rowFailures(entries: NonNullable<InsertAllResponse['insertErrors
   for (const entry of entries) {
     const index = entry.index;
     if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= rowCount) {
-      throw new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: insertAll answered an error for row ${String(index)} of a request of ${rowCount} rows`);
+      throw new TributaryError(
+        'BIGQUERY_UNAVAILABLE',
+        `${formatTableRef(table)}: insertAll answered an error for row ${String(index)} of a request of ${rowCount} rows`,
+      );
     }
     const errors = entry.errors ?? [];
     const invalid = errors.find((e) => e.reason === 'invalid');
     if (invalid !== undefined) {
       const where = invalid.location ? `field "${invalid.location}": ` : '';
       const message = invalid.message ?? '';
-      failures.push({ index, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID', reason: `BigQuery rejected the row: ${where}${message}`, staleSchema: /no such field/i.test(message) });
+      failures.push({
+        index,
+        kind: 'rejected',
+        code: 'BIGQUERY_ROW_INVALID',
+        reason: `BigQuery rejected the row: ${where}${message}`,
+        staleSchema: /no such field/i.test(message),
+      });
     } else if (errors.length > 0 && errors.every((e) => e.reason === 'stopped')) {
       failures.push({ index, kind: 'retry', code: 'BIGQUERY_ROW_RETRYABLE', immediate: true });
     } else {

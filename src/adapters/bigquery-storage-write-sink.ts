@@ -129,7 +129,10 @@ export class BigQueryStorageWriteSink implements Sink {
     }
     if (encoded.buffers.length === 0) return { failures: encoded.failures, billedBytes: 0 };
     if (encoded.bytes > HARD_REQUEST_BYTES) {
-      throw new TributaryError('REQUEST_TOO_LARGE', `${formatTableRef(table)}: ${encoded.buffers.length} rows encode to ${encoded.bytes} bytes, over the append request limit`);
+      throw new TributaryError(
+        'REQUEST_TOO_LARGE',
+        `${formatTableRef(table)}: ${encoded.buffers.length} rows encode to ${encoded.bytes} bytes, over the append request limit`,
+      );
     }
 
     let response: AppendResponse;
@@ -167,7 +170,10 @@ export class BigQueryStorageWriteSink implements Sink {
     if (code === GRPC.INVALID_ARGUMENT) {
       if (/more fields than BigQuery schema|SCHEMA_MISMATCH/i.test(message)) {
         writer.stale = true;
-        throw new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: the destination does not know a column of the writer schema yet: ${message}`);
+        throw new TributaryError(
+          'BIGQUERY_UNAVAILABLE',
+          `${formatTableRef(table)}: the destination does not know a column of the writer schema yet: ${message}`,
+        );
       }
       if (/too large|size|exceed/i.test(message) && encoded.buffers.length > 1) {
         throw new TributaryError('REQUEST_TOO_LARGE', `${formatTableRef(table)}: ${message}`);
@@ -220,7 +226,13 @@ export class BigQueryStorageWriteSink implements Sink {
         if (!(err instanceof TributaryError)) throw err;
         if (err.code === 'UNKNOWN_FIELD') out.unknownField = true;
         // What insertAll would answer for the same row: `invalid`, the field named.
-        out.failures.push({ index, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID', reason: err.message, ...(err.code === 'UNKNOWN_FIELD' ? { staleSchema: true } : {}) });
+        out.failures.push({
+          index,
+          kind: 'rejected',
+          code: 'BIGQUERY_ROW_INVALID',
+          reason: err.message,
+          ...(err.code === 'UNKNOWN_FIELD' ? { staleSchema: true } : {}),
+        });
       }
     });
     return out;

@@ -40,7 +40,6 @@ export interface TableSnapshot {
   etag: string;
 }
 
-
 interface ApiErrorShape {
   code?: number | string;
   message?: string;
@@ -158,7 +157,11 @@ export class BigQueryTables implements TableEvolver {
   }
 
   private call<T>(promise: Promise<T>, table: TableRef): Promise<T> {
-    return withTimeout(promise, this.options.timeoutMs, () => new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`));
+    return withTimeout(
+      promise,
+      this.options.timeoutMs,
+      () => new TributaryError('BIGQUERY_UNAVAILABLE', `${formatTableRef(table)}: no answer within ${this.options.timeoutMs} ms`),
+    );
   }
 
   private exclusive<T>(name: string, task: () => Promise<T>): Promise<T> {
@@ -236,7 +239,10 @@ export class BigQueryTables implements TableEvolver {
           this.report(name, diff, 'conflict');
           conflicts++;
           if (conflicts > this.maxConflicts) {
-            throw new TributaryError('BIGQUERY_UNAVAILABLE', `${name}: the table kept changing while a schema change was applied (${conflicts} etag conflicts)`);
+            throw new TributaryError(
+              'BIGQUERY_UNAVAILABLE',
+              `${name}: the table kept changing while a schema change was applied (${conflicts} etag conflicts)`,
+            );
           }
           continue;
         }
@@ -245,7 +251,11 @@ export class BigQueryTables implements TableEvolver {
           rateLimited++;
           const delay = Math.max(MIN_RATE_LIMIT_DELAY_MS, backoffDelay(this.backoff, rateLimited, this.random));
           if (this.clock.now() - started + delay > this.maxRateLimitWaitMs) {
-            throw new TributaryError('BIGQUERY_RATE_LIMITED', `${name}: table updates stayed rate-limited for ${this.clock.now() - started} ms: ${messageOf(err)}`, { cause: err });
+            throw new TributaryError(
+              'BIGQUERY_RATE_LIMITED',
+              `${name}: table updates stayed rate-limited for ${this.clock.now() - started} ms: ${messageOf(err)}`,
+              { cause: err },
+            );
           }
           await this.clock.sleep(delay);
           continue;

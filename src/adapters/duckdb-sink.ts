@@ -182,7 +182,10 @@ export class DuckDbSink implements Sink, TableEvolver {
    */
   createTable(table: TableRef, fields: readonly TableField[], _layout?: TableLayout): Promise<'created' | 'exists'> {
     return this.serialized(async () => {
-      const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [table.datasetId, table.tableId]);
+      const existing = await this.connection.runAndReadAll('SELECT 1 FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2', [
+        table.datasetId,
+        table.tableId,
+      ]);
       if (existing.currentRowCount > 0) return 'exists';
       try {
         await this.createNow(table, fields);
@@ -221,7 +224,9 @@ export class DuckDbSink implements Sink, TableEvolver {
 
   private async setUp(definitions: TableDefinition[]): Promise<void> {
     await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(META_SCHEMA)}`);
-    await this.connection.run(`CREATE TABLE IF NOT EXISTS ${INSERT_IDS} (table_name VARCHAR NOT NULL, insert_id VARCHAR NOT NULL, inserted_at TIMESTAMPTZ NOT NULL)`);
+    await this.connection.run(
+      `CREATE TABLE IF NOT EXISTS ${INSERT_IDS} (table_name VARCHAR NOT NULL, insert_id VARCHAR NOT NULL, inserted_at TIMESTAMPTZ NOT NULL)`,
+    );
     for (const definition of definitions) {
       const { datasetId, tableId } = definition.table;
       // An existing table is never altered, as with BigQuery: rows are validated against what it is.
@@ -261,7 +266,9 @@ export class DuckDbSink implements Sink, TableEvolver {
       throw new TributaryError('INTERNAL', `${table.datasetId}.${table.tableId}: cannot read the table schema: ${firstLine(err)}`, { cause: err });
     }
     if (rows.length === 0) throw new TributaryError('TABLE_NOT_FOUND', `Not found: Table ${table.datasetId}.${table.tableId} in the DuckDB file`);
-    const fields = rows.map((r) => fieldOfColumn(String(r.column_name), String(r.data_type), r.is_nullable !== false, typeof r.comment === 'string' ? r.comment : undefined));
+    const fields = rows.map((r) =>
+      fieldOfColumn(String(r.column_name), String(r.data_type), r.is_nullable !== false, typeof r.comment === 'string' ? r.comment : undefined),
+    );
     const mapColumns = new Set(rows.filter((r) => /^MAP\(/i.test(String(r.data_type))).map((r) => String(r.column_name)));
     return { schema: { fields }, mapColumns };
   }
@@ -313,7 +320,10 @@ export class DuckDbSink implements Sink, TableEvolver {
     const tableName = `${table.datasetId}.${table.tableId}`;
     try {
       await this.pruneInsertIds();
-      const known = await this.knownInsertIds(tableName, pending.map((p) => p.insertId));
+      const known = await this.knownInsertIds(
+        tableName,
+        pending.map((p) => p.insertId),
+      );
       const fresh: typeof pending = [];
       for (const item of pending) {
         if (known.has(item.insertId)) continue;
@@ -341,10 +351,11 @@ export class DuckDbSink implements Sink, TableEvolver {
           }
           if (!rejected) {
             if (candidates.length > 0) {
-              await this.connection.run(`INSERT INTO ${INSERT_IDS} SELECT $1, unnest($2), now()`, [tableName, this.duckdb.listValue(candidates.map((c) => c.insertId))], [
-                this.duckdb.VARCHAR,
-                this.duckdb.LIST(this.duckdb.VARCHAR),
-              ]);
+              await this.connection.run(
+                `INSERT INTO ${INSERT_IDS} SELECT $1, unnest($2), now()`,
+                [tableName, this.duckdb.listValue(candidates.map((c) => c.insertId))],
+                [this.duckdb.VARCHAR, this.duckdb.LIST(this.duckdb.VARCHAR)],
+              );
             }
             await this.connection.run('COMMIT');
             break;
@@ -418,7 +429,13 @@ export class DuckDbSink implements Sink, TableEvolver {
 
 function refusedRow(index: number, message: string, location: string | undefined): RowFailure {
   const where = location ? `field "${location}": ` : '';
-  return { index, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID', reason: `DuckDB rejected the row: ${where}${message}`, staleSchema: /no such field/i.test(message) };
+  return {
+    index,
+    kind: 'rejected',
+    code: 'BIGQUERY_ROW_INVALID',
+    reason: `DuckDB rejected the row: ${where}${message}`,
+    staleSchema: /no such field/i.test(message),
+  };
 }
 
 /** A value that cannot be bound to its column: that row alone is refused. */
@@ -458,7 +475,10 @@ function fieldConverter(duckdb: DuckDbModule, field: TableField): Convert {
 }
 
 function scalarConverter(duckdb: DuckDbModule, field: TableField): Convert {
-  const nullable = (convert: (value: RowValue, path: string) => DuckValue): Convert => (value, path) => (value === null || value === undefined ? null : convert(value, path));
+  const nullable =
+    (convert: (value: RowValue, path: string) => DuckValue): Convert =>
+    (value, path) =>
+      value === null || value === undefined ? null : convert(value, path);
   switch (standardType(field.type)) {
     case 'INT64':
       return nullable((v, path) => {
@@ -658,7 +678,10 @@ export function parseDuckType(text: string): ParsedType {
     } else if (upper.startsWith('DECIMAL(') || upper.startsWith('NUMERIC(')) {
       pos = text.indexOf('(', pos) + 1;
       const close = text.indexOf(')', pos);
-      const [p, s] = text.slice(pos, close).split(',').map((n) => Number(n.trim()));
+      const [p, s] = text
+        .slice(pos, close)
+        .split(',')
+        .map((n) => Number(n.trim()));
       pos = close + 1;
       result = { kind: 'decimal', precision: p ?? 18, scale: s ?? 0 };
     } else {

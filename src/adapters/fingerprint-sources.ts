@@ -20,7 +20,10 @@ export function directorySchemaSource(directory: string): SchemaSource {
       try {
         files = (await readdir(directory)).filter((f) => f.endsWith('.avsc')).sort();
       } catch (err) {
-        throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot list schema directory ${directory}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new TributaryError(
+          'REGISTRY_UNAVAILABLE',
+          `cannot list schema directory ${directory}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
       }
       return Promise.all(files.map(async (file) => ({ source: `directory:${file}`, definition: await readFile(join(directory, file), 'utf8') })));
     },
@@ -38,7 +41,11 @@ export function pubsubSchemaSource(pubsub: PubSub, projectId: string, schemas: r
         const name = schema.startsWith('projects/') ? schema : `projects/${projectId}/schemas/${schema}`;
         let revisions;
         try {
-          [revisions] = await withTimeout(client.listSchemaRevisions({ name, view: 'FULL' }), LIST_TIMEOUT_MS, () => new Error(`no answer within ${LIST_TIMEOUT_MS} ms`));
+          [revisions] = await withTimeout(
+            client.listSchemaRevisions({ name, view: 'FULL' }),
+            LIST_TIMEOUT_MS,
+            () => new Error(`no answer within ${LIST_TIMEOUT_MS} ms`),
+          );
         } catch (err) {
           // A schema not created yet holds nothing to match, as a Confluent subject not registered yet.
           if ((err as { code?: unknown }).code === GRPC_NOT_FOUND) continue;

@@ -100,7 +100,11 @@ export class PubSubPullReader {
       });
     }
     // The subscription's own ack deadline may be 10 s: lengthen at once, before any work starts.
-    if (out.length > 0) await this.modify(out.map((m) => m.ackId), this.leaseSeconds);
+    if (out.length > 0)
+      await this.modify(
+        out.map((m) => m.ackId),
+        this.leaseSeconds,
+      );
     return out;
   }
 

@@ -114,7 +114,10 @@ export class PubSubSource {
       // roles/pubsub.subscriber can pull but not read the subscription: the topic is only a
       // detail of dead letters, not a reason to refuse to run. Any other error stops the start.
       if ((err as { code?: number }).code !== 7) throw err;
-      this.logger.warn({ subscription: this.options.subscription }, 'Cannot read the subscription (no pubsub.subscriptions.get); dead letters will not name the source topic.');
+      this.logger.warn(
+        { subscription: this.options.subscription },
+        'Cannot read the subscription (no pubsub.subscriptions.get); dead letters will not name the source topic.',
+      );
     }
     subscription.on('message', (message: Message) => this.receive(message));
     subscription.on('error', (err: Error) => {
@@ -247,7 +250,8 @@ class PubSubEnvelope implements Envelope {
     if (this.settled) return;
     this.settled = true;
     this.source.release(this);
-    if (redeliverAfterMs === undefined || redeliverAfterMs < 1000 || !nackAfter(this.message, Math.min(600, Math.round(redeliverAfterMs / 1000)))) this.message.nack();
+    if (redeliverAfterMs === undefined || redeliverAfterMs < 1000 || !nackAfter(this.message, Math.min(600, Math.round(redeliverAfterMs / 1000))))
+      this.message.nack();
   }
 }
 

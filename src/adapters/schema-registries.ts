@@ -49,7 +49,10 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
     if (ref.kind !== 'pubsub') throw new TributaryError('SCHEMA_NOT_FOUND', 'the Pub/Sub schema service only knows Pub/Sub schema revisions');
     const parsed = parsePubSubSchemaName(ref.schema);
     if (parsed === undefined) {
-      throw new TributaryError('SCHEMA_NOT_FOUND', `schema name ${quoteForMessage(ref.schema)} is not a Pub/Sub schema name (projects/<project>/schemas/<schema>)`);
+      throw new TributaryError(
+        'SCHEMA_NOT_FOUND',
+        `schema name ${quoteForMessage(ref.schema)} is not a Pub/Sub schema name (projects/<project>/schemas/<schema>)`,
+      );
     }
     if (!isPubSubRevisionId(ref.revisionId)) {
       throw new TributaryError('SCHEMA_NOT_FOUND', `schema revision id ${quoteForMessage(ref.revisionId)} of ${ref.schema} is not a Pub/Sub revision id`);
@@ -58,7 +61,11 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
     let schema: { type?: unknown; definition?: string | null };
     try {
       const client = await this.pubsub.getSchemaClient();
-      [schema] = await withTimeout(client.getSchema({ name, view: 'FULL' }), SCHEMA_SERVICE_TIMEOUT_MS, () => new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`));
+      [schema] = await withTimeout(
+        client.getSchema({ name, view: 'FULL' }),
+        SCHEMA_SERVICE_TIMEOUT_MS,
+        () => new Error(`no answer within ${SCHEMA_SERVICE_TIMEOUT_MS} ms`),
+      );
     } catch (err) {
       throw this.classify(err, name, parsed.project);
     }
@@ -80,10 +87,15 @@ export class PubSubSchemaRegistry implements SchemaRegistry {
       return new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} not found${where}: ${message}`);
     }
     if (code === GRPC_PERMISSION_DENIED && foreign) {
-      return new TributaryError('SCHEMA_NOT_FOUND', `Pub/Sub schema revision ${name} is in project ${project}, not the worker's project ${own}, and may not be read there: ${message}`);
+      return new TributaryError(
+        'SCHEMA_NOT_FOUND',
+        `Pub/Sub schema revision ${name} is in project ${project}, not the worker's project ${own}, and may not be read there: ${message}`,
+      );
     }
     if (code === GRPC_UNAUTHENTICATED) {
-      return new TributaryError('REGISTRY_ACCESS_DENIED', `the Pub/Sub schema service refuses the worker's credentials reading ${name}: ${message}`, { cause: err });
+      return new TributaryError('REGISTRY_ACCESS_DENIED', `the Pub/Sub schema service refuses the worker's credentials reading ${name}: ${message}`, {
+        cause: err,
+      });
     }
     if (code === GRPC_PERMISSION_DENIED) {
       return new TributaryError(
@@ -149,7 +161,10 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     const what = `subject ${subject}`;
     const body = await this.getJson(`/subjects/${encodeURIComponent(subject)}/versions`, what);
     if (!Array.isArray(body) || !body.every((v) => Number.isSafeInteger(v))) {
-      throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered the versions of ${what} with something that is not a list of numbers`);
+      throw new TributaryError(
+        'REGISTRY_UNAVAILABLE',
+        `schema registry ${this.base} answered the versions of ${what} with something that is not a list of numbers`,
+      );
     }
     const out: Array<{ version: number; definition: string }> = [];
     for (const version of body as number[]) {
@@ -187,7 +202,10 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     let pending = this.versions.get(key);
     if (pending === undefined) {
       if (this.versions.size >= 10_000) this.versions.clear();
-      pending = this.getSchema(`/subjects/${encodeURIComponent(subject)}/versions/${encodeURIComponent(String(version))}`, `subject ${subject} version ${String(version)}`);
+      pending = this.getSchema(
+        `/subjects/${encodeURIComponent(subject)}/versions/${encodeURIComponent(String(version))}`,
+        `subject ${subject} version ${String(version)}`,
+      );
       pending.catch(() => this.versions.delete(key));
       this.versions.set(key, pending);
     }
@@ -235,7 +253,10 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     }
     // The registry refuses the worker's credentials, not the message: dead-lettering would empty the stream.
     if (response.status === 401 || response.status === 403) {
-      throw new TributaryError('REGISTRY_ACCESS_DENIED', `schema registry ${this.base} refuses the worker reading ${what} (${response.status}; check registry.confluent credentials): ${text.slice(0, 200)}`);
+      throw new TributaryError(
+        'REGISTRY_ACCESS_DENIED',
+        `schema registry ${this.base} refuses the worker reading ${what} (${response.status}; check registry.confluent credentials): ${text.slice(0, 200)}`,
+      );
     }
     if (!response.ok) {
       throw new TributaryError('REGISTRY_UNAVAILABLE', `schema registry ${this.base} answered ${response.status} for ${what}: ${text.slice(0, 200)}`);
@@ -293,7 +314,10 @@ function inlineReferences(root: unknown, named: ReadonlyMap<string, unknown>, wh
     }
     const out: Record<string, unknown> = { ...o };
     if (typeof o.type !== 'string' || !['record', 'error', 'enum', 'fixed', 'array', 'map'].includes(o.type)) out.type = walk(o.type, namespace, depth + 1);
-    if (Array.isArray(o.fields)) out.fields = o.fields.map((f: unknown) => (f !== null && typeof f === 'object' ? { ...(f as object), type: walk((f as { type?: unknown }).type, inner, depth + 1) } : f));
+    if (Array.isArray(o.fields))
+      out.fields = o.fields.map((f: unknown) =>
+        f !== null && typeof f === 'object' ? { ...(f as object), type: walk((f as { type?: unknown }).type, inner, depth + 1) } : f,
+      );
     if (o.items !== undefined) out.items = walk(o.items, namespace, depth + 1);
     if (o.values !== undefined) out.values = walk(o.values, namespace, depth + 1);
     return out;
@@ -331,12 +355,16 @@ export class DirectorySchemaRegistry implements SchemaRegistry {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
         // A missing directory is the worker's configuration (or a volume not mounted yet), not every message's.
-        const directoryThere = await stat(this.directory).then((s) => s.isDirectory(), () => false);
+        const directoryThere = await stat(this.directory).then(
+          (s) => s.isDirectory(),
+          () => false,
+        );
         if (!directoryThere) throw new TributaryError('REGISTRY_UNAVAILABLE', `schema directory ${this.directory} does not exist`);
         throw new TributaryError('SCHEMA_NOT_FOUND', `no schema file ${file} in ${this.directory}`);
       }
       // The name passed the checks above: what the file system says now is about the directory.
-      if (code === 'EACCES' || code === 'EPERM') throw new TributaryError('REGISTRY_ACCESS_DENIED', `the worker may not read schema file ${file} in ${this.directory}: ${code}`);
+      if (code === 'EACCES' || code === 'EPERM')
+        throw new TributaryError('REGISTRY_ACCESS_DENIED', `the worker may not read schema file ${file} in ${this.directory}: ${code}`);
       throw new TributaryError('REGISTRY_UNAVAILABLE', `cannot read schema file ${file}: ${code ?? (err as Error).message}`);
     }
   }
@@ -348,7 +376,10 @@ function pubsubSchemaFile(schema: string, revisionId: string): string {
   const why = invalidFileNamePart(short, 'schema name') ?? invalidFileNamePart(revisionId, 'revision id');
   const file = `${short}@${revisionId}.avsc`;
   if (why === undefined && Buffer.byteLength(file) <= MAX_SCHEMA_FILE_NAME_BYTES) return file;
-  throw new TributaryError('SCHEMA_NOT_FOUND', `schema reference ${quoteForMessage(`${schema}@${revisionId}`)} names no schema file: ${why ?? `the file name is longer than ${MAX_SCHEMA_FILE_NAME_BYTES} bytes`}`);
+  throw new TributaryError(
+    'SCHEMA_NOT_FOUND',
+    `schema reference ${quoteForMessage(`${schema}@${revisionId}`)} names no schema file: ${why ?? `the file name is longer than ${MAX_SCHEMA_FILE_NAME_BYTES} bytes`}`,
+  );
 }
 
 /** Why a part of a schema reference cannot be part of a file name, or undefined when it can. */
@@ -369,11 +400,15 @@ export class AutoSchemaRegistry implements SchemaRegistry {
 
   fetch(ref: SchemaReference): Promise<string> {
     if (ref.kind === 'fingerprint') {
-      return Promise.reject(new TributaryError('SCHEMA_NOT_FOUND', 'single-object fingerprints are resolved by the fingerprint index, which is not configured'));
+      return Promise.reject(
+        new TributaryError('SCHEMA_NOT_FOUND', 'single-object fingerprints are resolved by the fingerprint index, which is not configured'),
+      );
     }
     const registry = ref.kind === 'pubsub' ? (this.registries.pubsub ?? this.registries.directory) : (this.registries.confluent ?? this.registries.directory);
     if (!registry) {
-      return Promise.reject(new TributaryError('SCHEMA_NOT_FOUND', `no registry configured for ${ref.kind === 'pubsub' ? 'Pub/Sub schema revisions' : 'Confluent schema ids'}`));
+      return Promise.reject(
+        new TributaryError('SCHEMA_NOT_FOUND', `no registry configured for ${ref.kind === 'pubsub' ? 'Pub/Sub schema revisions' : 'Confluent schema ids'}`),
+      );
     }
     return registry.fetch(ref);
   }

@@ -430,7 +430,17 @@ function encodeDate(w: ByteWriter, value: RowValue): void {
   writeInt64Number(w, daysFromCivil(year, month, day));
 }
 
-function writeMicros(w: ByteWriter, year: number, month: number, day: number, hour: number, minute: number, second: number, fraction: number, text: string): void {
+function writeMicros(
+  w: ByteWriter,
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  fraction: number,
+  text: string,
+): void {
   if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) problem(`${text} is not a timestamp in range`);
   const days = daysFromCivil(year, month, day);
   const ofDay = ((hour * 60 + minute) * 60 + second) * 1_000_000 + fraction;
@@ -456,7 +466,19 @@ function encodeTimestamp(w: ByteWriter, value: RowValue): void {
     const minute = digits(value, 14, 2);
     const second = digits(value, 17, 2);
     const fraction = digits(value, 20, 6);
-    if (year >= 0 && month >= 0 && day >= 0 && hour >= 0 && minute >= 0 && second >= 0 && fraction >= 0 && value.charCodeAt(4) === 45 && value.charCodeAt(7) === 45 && value.charCodeAt(13) === 58 && value.charCodeAt(16) === 58) {
+    if (
+      year >= 0 &&
+      month >= 0 &&
+      day >= 0 &&
+      hour >= 0 &&
+      minute >= 0 &&
+      second >= 0 &&
+      fraction >= 0 &&
+      value.charCodeAt(4) === 45 &&
+      value.charCodeAt(7) === 45 &&
+      value.charCodeAt(13) === 58 &&
+      value.charCodeAt(16) === 58
+    ) {
       writeMicros(w, year, month, day, hour, minute, second, fraction, value);
       return;
     }

@@ -123,7 +123,8 @@ export class StorageWriteConnection {
   private answer(raw: RawResponse): void {
     const next = this.pending.shift();
     if (!next) return;
-    const error = raw.error && typeof raw.error.code === 'number' && raw.error.code !== 0 ? { code: raw.error.code, message: raw.error.message ?? '' } : undefined;
+    const error =
+      raw.error && typeof raw.error.code === 'number' && raw.error.code !== 0 ? { code: raw.error.code, message: raw.error.message ?? '' } : undefined;
     // Whether a failed first request left the writer schema with the server is not documented:
     // after any failed append the next request carries it again (a few hundred bytes).
     if (error) this.schemaSent = false;

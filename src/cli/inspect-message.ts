@@ -51,7 +51,10 @@ export function toJsonValue(value: unknown): unknown {
  * reasons are the worker's: a record of a container file that cannot be a row is named by its
  * index, as the dead letter would name it. (The row is not checked against the table here.)
  */
-export async function inspectMessage(message: { id: string; data: Buffer; attributes: Readonly<Record<string, string>> }, deps: InspectDeps): Promise<InspectedMessage> {
+export async function inspectMessage(
+  message: { id: string; data: Buffer; attributes: Readonly<Record<string, string>> },
+  deps: InspectDeps,
+): Promise<InspectedMessage> {
   const framing = detectFraming(message.attributes, message.data);
   const base = { messageId: message.id, attributes: message.attributes, bytes: message.data.length, ...(framing ? { framing } : {}) };
   let decoded;

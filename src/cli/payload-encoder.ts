@@ -35,7 +35,12 @@ function lengthPrefixed(b: Buffer): Buffer {
 }
 
 /** One Avro object container file holding `records` (each already Avro binary), in one block. */
-export function encodeContainerFile(schemaText: string, records: readonly Buffer[], codec: 'null' | 'deflate' = 'null', sync: Buffer = randomBytes(16)): Buffer {
+export function encodeContainerFile(
+  schemaText: string,
+  records: readonly Buffer[],
+  codec: 'null' | 'deflate' = 'null',
+  sync: Buffer = randomBytes(16),
+): Buffer {
   const meta: Array<[string, Buffer]> = [
     ['avro.schema', Buffer.from(schemaText, 'utf8')],
     ['avro.codec', Buffer.from(codec)],
@@ -56,7 +61,10 @@ export function encodeContainerFile(schemaText: string, records: readonly Buffer
  * message payloads in one framing. `pubsub-schema` is the bare Avro body: Pub/Sub adds the schema
  * attributes when the topic has schema settings.
  */
-export function createPayloadEncoder(options: EncoderOptions): { encode(records: readonly unknown[]): Buffer; parse(line: string, lineNumber: number): unknown } {
+export function createPayloadEncoder(options: EncoderOptions): {
+  encode(records: readonly unknown[]): Buffer;
+  parse(line: string, lineNumber: number): unknown;
+} {
   const { framing, schema } = options;
   let header: Buffer = Buffer.alloc(0);
   if (framing === 'confluent') {
@@ -70,7 +78,10 @@ export function createPayloadEncoder(options: EncoderOptions): { encode(records:
       try {
         return schema.type.fromString(line);
       } catch (err) {
-        throw new TributaryError('DECODE_FAILED', `line ${lineNumber} is not a ${schema.recordName} in Avro's JSON encoding: ${(err as Error).message.slice(0, 300)}`);
+        throw new TributaryError(
+          'DECODE_FAILED',
+          `line ${lineNumber} is not a ${schema.recordName} in Avro's JSON encoding: ${(err as Error).message.slice(0, 300)}`,
+        );
       }
     },
     encode(records) {

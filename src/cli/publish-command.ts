@@ -55,10 +55,12 @@ export async function runPublish(argv: string[], out: NodeJS.WritableStream = pr
   if (values.jsonl === undefined) throw new UsageError('--jsonl is required');
   if (values.schema === undefined && values['schema-id'] === undefined) throw new UsageError('give --schema FILE or --schema-id N');
   const schemaId = values['schema-id'] === undefined ? undefined : Number(values['schema-id']);
-  if (schemaId !== undefined && (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0xffffffff)) throw new UsageError('--schema-id must be a 32-bit unsigned integer');
+  if (schemaId !== undefined && (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0xffffffff))
+    throw new UsageError('--schema-id must be a 32-bit unsigned integer');
   if (framing === 'confluent' && schemaId === undefined) throw new UsageError('the confluent framing needs --schema-id');
   const perMessage = Number(values['records-per-message'] ?? '1');
-  if (!Number.isInteger(perMessage) || perMessage < 1 || (framing !== 'container-file' && perMessage !== 1)) throw new UsageError('--records-per-message is a positive integer, above 1 only for container-file');
+  if (!Number.isInteger(perMessage) || perMessage < 1 || (framing !== 'container-file' && perMessage !== 1))
+    throw new UsageError('--records-per-message is a positive integer, above 1 only for container-file');
   const codec = values.codec ?? 'null';
   if (codec !== 'null' && codec !== 'deflate') throw new UsageError('--codec must be null or deflate');
   const batch = Number(values.batch ?? '500');
@@ -81,11 +83,15 @@ export async function runPublish(argv: string[], out: NodeJS.WritableStream = pr
     let jsonEncoded = false;
     if (framing === 'pubsub-schema') {
       const [metadata] = await topic.getMetadata();
-      if (!metadata.schemaSettings?.schema) throw new UsageError(`topic ${values.topic} has no schema settings: Pub/Sub would add no schema attributes; pick another framing`);
+      if (!metadata.schemaSettings?.schema)
+        throw new UsageError(`topic ${values.topic} has no schema settings: Pub/Sub would add no schema attributes; pick another framing`);
       jsonEncoded = metadata.schemaSettings.encoding === 'JSON';
     }
     const encoder = createPayloadEncoder({ framing, schema, schemaText, ...(schemaId !== undefined ? { schemaId } : {}), codec });
-    const lines = (await readFile(values.jsonl, 'utf8')).split('\n').map((text, i) => ({ text, number: i + 1 })).filter((l) => l.text.trim() !== '');
+    const lines = (await readFile(values.jsonl, 'utf8'))
+      .split('\n')
+      .map((text, i) => ({ text, number: i + 1 }))
+      .filter((l) => l.text.trim() !== '');
     const records = lines.map((l) => encoder.parse(l.text, l.number));
     const payloads: Buffer[] = [];
     for (let i = 0; i < records.length; i += perMessage) {
@@ -103,7 +109,9 @@ export async function runPublish(argv: string[], out: NodeJS.WritableStream = pr
       progress.update(published);
     }
     progress.done();
-    out.write(`${JSON.stringify({ published, records: records.length, bytes, framing, topic: topicPath(projectId, values.topic), schema: schema.recordName })}\n`);
+    out.write(
+      `${JSON.stringify({ published, records: records.length, bytes, framing, topic: topicPath(projectId, values.topic), schema: schema.recordName })}\n`,
+    );
     return 0;
   } catch (err) {
     if (err instanceof TributaryError) throw new UsageError(err.message);

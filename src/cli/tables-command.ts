@@ -43,7 +43,14 @@ type RouteStatus = 'up-to-date' | 'pending' | 'incompatible';
 /** `tributary tables plan|apply ...`; returns the exit code. */
 export async function tablesCommand(argv: string[], io: TablesCommandIo): Promise<number> {
   let action: 'plan' | 'apply';
-  let values: { config?: string | undefined; schema?: string | undefined; 'schema-id'?: string | undefined; 'pubsub-schema'?: string | undefined; route?: string[] | undefined; help?: boolean | undefined };
+  let values: {
+    config?: string | undefined;
+    schema?: string | undefined;
+    'schema-id'?: string | undefined;
+    'pubsub-schema'?: string | undefined;
+    route?: string[] | undefined;
+    help?: boolean | undefined;
+  };
   try {
     const parsed = parseArgs({
       args: argv,
@@ -162,7 +169,12 @@ function referenceOf(id: string, projectId: string): SchemaReference {
   const at = id.lastIndexOf('@');
   if (at <= 0 || at === id.length - 1) throw new Error(`--schema-id "${id}" is neither a Confluent id (123) nor a Pub/Sub revision (NAME@REVISION)`);
   const name = id.slice(0, at);
-  return { kind: 'pubsub', schema: name.startsWith('projects/') ? name : `projects/${projectId}/schemas/${name}`, revisionId: id.slice(at + 1), encoding: 'BINARY' };
+  return {
+    kind: 'pubsub',
+    schema: name.startsWith('projects/') ? name : `projects/${projectId}/schemas/${name}`,
+    revisionId: id.slice(at + 1),
+    encoding: 'BINARY',
+  };
 }
 
 function header(route: ResolvedRoute, io: TablesCommandIo, note: string): void {
@@ -213,7 +225,10 @@ function planMissing(route: ResolvedRoute, desired: TableField[], io: TablesComm
   const problems = tableLayoutProblems(desired, route.createTable);
   header(route, io, problems.length > 0 ? '' : ': missing, will be created');
   if (problems.length > 0) {
-    lines(io, problems.map((p) => `! createTable: ${p}`));
+    lines(
+      io,
+      problems.map((p) => `! createTable: ${p}`),
+    );
     return 'incompatible';
   }
   lines(io, renderNewTable(desired));

@@ -138,7 +138,8 @@ export function readContainerHeader(data: Buffer): ContainerHeader {
 export function schemaTextOf(schemaBytes: Buffer): string {
   if (!isUtf8(schemaBytes)) fail('avro.schema is not valid UTF-8');
   const text = schemaBytes.toString('utf8');
-  if (jsonDepth(text, CONTAINER_LIMITS.maxSchemaDepth) > CONTAINER_LIMITS.maxSchemaDepth) fail(`avro.schema is nested deeper than ${CONTAINER_LIMITS.maxSchemaDepth} levels`);
+  if (jsonDepth(text, CONTAINER_LIMITS.maxSchemaDepth) > CONTAINER_LIMITS.maxSchemaDepth)
+    fail(`avro.schema is nested deeper than ${CONTAINER_LIMITS.maxSchemaDepth} levels`);
   return text;
 }
 

@@ -37,7 +37,13 @@ export async function decodeMessage(message: MessageLike, deps: MessageDecoderDe
   const framing = detectFraming(message.attributes, message.data);
   if (framing === 'container-file') {
     const file = decodeContainerFile(message.data, deps.embedded);
-    return { framing, schemaRef: { kind: 'embedded', sha256: file.sha256 }, schema: file.schema, records: file.records, embeddedSchemaBytes: file.header.headerBytes };
+    return {
+      framing,
+      schemaRef: { kind: 'embedded', sha256: file.sha256 },
+      schema: file.schema,
+      records: file.records,
+      embeddedSchemaBytes: file.header.headerBytes,
+    };
   }
   const { ref, bodyOffset } = readSchemaReference(message.attributes, message.data);
   const schema = deps.schemas.getCached(schemaKey(ref)) ?? (await deps.schemas.get(ref));

@@ -81,7 +81,8 @@ export function parsingCanonicalForm(schema: unknown): string {
         if (!Array.isArray(o.fields)) fail(`record ${name} has no fields`);
         const inner = namespaceOf(name);
         const fields = (o.fields as Json[]).map((field) => {
-          if (field === null || typeof field !== 'object' || Array.isArray(field) || typeof field.name !== 'string') fail(`record ${name} has a field without a name`);
+          if (field === null || typeof field !== 'object' || Array.isArray(field) || typeof field.name !== 'string')
+            fail(`record ${name} has a field without a name`);
           const f = field as Record<string, Json>;
           return `{"name":${JSON.stringify(f.name)},"type":${write(f.type, inner, depth + 1)}}`;
         });

@@ -40,7 +40,13 @@ export function tableHasField(schema: TableSchema, path: string): boolean {
  * The delay before the next insert attempt of rows waiting for a column to propagate, or null when
  * the wait has lasted `boundMs` and the rows should go back (nack) rather than wait longer.
  */
-export function propagationDelay(policy: BackoffPolicy, attempt: number, waitedMs: number, boundMs = PROPAGATION_WAIT_BOUND_MS, random: () => number = Math.random): number | null {
+export function propagationDelay(
+  policy: BackoffPolicy,
+  attempt: number,
+  waitedMs: number,
+  boundMs = PROPAGATION_WAIT_BOUND_MS,
+  random: () => number = Math.random,
+): number | null {
   if (waitedMs >= boundMs) return null;
   return Math.min(boundMs - waitedMs, Math.max(policy.initialDelayMs, backoffDelay(policy, attempt, random)));
 }

@@ -195,16 +195,30 @@ export function readSchemaReference(
   }
   if (isSingleObject(data)) {
     if (data.length < SINGLE_OBJECT_HEADER_BYTES) {
-      throw new TributaryError('NO_SCHEMA_REFERENCE', `the payload starts like Avro single-object encoding (0xC3 0x01) but is shorter than its ${SINGLE_OBJECT_HEADER_BYTES}-byte header`);
+      throw new TributaryError(
+        'NO_SCHEMA_REFERENCE',
+        `the payload starts like Avro single-object encoding (0xC3 0x01) but is shorter than its ${SINGLE_OBJECT_HEADER_BYTES}-byte header`,
+      );
     }
     return fingerprintReference(data);
   }
   if (isContainerFile(data)) {
     // The caller that handles container files checks for them first; reaching here means it did not.
-    throw new TributaryError('NO_SCHEMA_REFERENCE', 'the payload is an Avro object container file, which carries its own schema and is read by the container-file decoder');
+    throw new TributaryError(
+      'NO_SCHEMA_REFERENCE',
+      'the payload is an Avro object container file, which carries its own schema and is read by the container-file decoder',
+    );
   }
-  const why = data.length === 0 ? 'the payload is empty' : data.length < CONFLUENT_HEADER_BYTES && data[0] === 0 ? 'the payload is shorter than the 5-byte Confluent header' : `the payload starts with neither the Confluent magic byte 0x00 nor the single-object marker 0xC3 0x01 nor Obj\\x01 (first byte 0x${(data[0] ?? 0).toString(16).padStart(2, '0')})`;
-  throw new TributaryError('NO_SCHEMA_REFERENCE', `no schema reference: no ${PUBSUB_SCHEMA_ATTRIBUTES.name}/${PUBSUB_SCHEMA_ATTRIBUTES.revisionId} attributes and ${why}`);
+  const why =
+    data.length === 0
+      ? 'the payload is empty'
+      : data.length < CONFLUENT_HEADER_BYTES && data[0] === 0
+        ? 'the payload is shorter than the 5-byte Confluent header'
+        : `the payload starts with neither the Confluent magic byte 0x00 nor the single-object marker 0xC3 0x01 nor Obj\\x01 (first byte 0x${(data[0] ?? 0).toString(16).padStart(2, '0')})`;
+  throw new TributaryError(
+    'NO_SCHEMA_REFERENCE',
+    `no schema reference: no ${PUBSUB_SCHEMA_ATTRIBUTES.name}/${PUBSUB_SCHEMA_ATTRIBUTES.revisionId} attributes and ${why}`,
+  );
 }
 
 export function encodeConfluentHeader(id: number): Buffer {

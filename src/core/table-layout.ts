@@ -15,7 +15,18 @@ export interface TableLayout {
 export const MAX_CLUSTERING_COLUMNS = 4;
 
 const PARTITION_COLUMN_TYPES: ReadonlySet<string> = new Set(['TIMESTAMP', 'DATE', 'DATETIME']);
-const CLUSTERING_COLUMN_TYPES: ReadonlySet<string> = new Set(['STRING', 'INT64', 'NUMERIC', 'BIGNUMERIC', 'BOOL', 'DATE', 'DATETIME', 'TIMESTAMP', 'GEOGRAPHY', 'RANGE']);
+const CLUSTERING_COLUMN_TYPES: ReadonlySet<string> = new Set([
+  'STRING',
+  'INT64',
+  'NUMERIC',
+  'BIGNUMERIC',
+  'BOOL',
+  'DATE',
+  'DATETIME',
+  'TIMESTAMP',
+  'GEOGRAPHY',
+  'RANGE',
+]);
 
 function column(fields: readonly TableField[], name: string): TableField | undefined {
   return fields.find((f) => f.name.toLowerCase() === name.toLowerCase());
@@ -34,11 +45,14 @@ export function tableLayoutProblems(fields: readonly TableField[], layout: Table
     const f = column(fields, partitionField);
     if (f === undefined) problems.push(`partitioning field "${partitionField}" is not a column of the table`);
     else if (f.mode === 'REPEATED' || !PARTITION_COLUMN_TYPES.has(standardType(f.type))) {
-      problems.push(`partitioning field "${partitionField}" is ${standardType(f.type)}${f.mode === 'REPEATED' ? ' REPEATED' : ''}; it must be a TIMESTAMP, DATE or DATETIME column`);
+      problems.push(
+        `partitioning field "${partitionField}" is ${standardType(f.type)}${f.mode === 'REPEATED' ? ' REPEATED' : ''}; it must be a TIMESTAMP, DATE or DATETIME column`,
+      );
     }
   }
   const clustering = layout.clustering ?? [];
-  if (clustering.length > MAX_CLUSTERING_COLUMNS) problems.push(`clustering has ${clustering.length} columns; BigQuery allows at most ${MAX_CLUSTERING_COLUMNS}`);
+  if (clustering.length > MAX_CLUSTERING_COLUMNS)
+    problems.push(`clustering has ${clustering.length} columns; BigQuery allows at most ${MAX_CLUSTERING_COLUMNS}`);
   for (const name of clustering) {
     const f = column(fields, name);
     if (f === undefined) problems.push(`clustering column "${name}" is not a column of the table`);

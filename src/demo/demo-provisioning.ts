@@ -29,7 +29,12 @@ async function ignoreNotFound(operation: Promise<unknown>): Promise<void> {
  * Creates the manifest's schemas (each revision committed in order), topics and subscriptions,
  * after deleting any left by an earlier run against the same emulator: every run starts empty.
  */
-export async function provision(pubsub: PubSub, manifestPath: string, projectId: string, extraSubscriptions: Array<{ topic: string; name: string }>): Promise<Provisioned> {
+export async function provision(
+  pubsub: PubSub,
+  manifestPath: string,
+  projectId: string,
+  extraSubscriptions: Array<{ topic: string; name: string }>,
+): Promise<Provisioned> {
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as PubSubManifest;
   const base = join(manifestPath, '..');
   const subscriptions = [...manifest.topics.flatMap((t) => t.subscriptions.map((name) => ({ topic: t.name, name }))), ...extraSubscriptions];

@@ -48,7 +48,7 @@ function decimalBytes(unscaled: bigint): Buffer {
   if (hex.length % 2) hex = `0${hex}`;
   let buf = Buffer.from(hex, 'hex');
   if (unscaled >= 0n && (buf[0] ?? 0) & 0x80) buf = Buffer.concat([Buffer.from([0]), buf]);
-  if (unscaled < 0n) buf = buf.subarray(buf.findIndex((b, i) => !(b === 0xff && ((buf[i + 1] ?? 0) & 0x80))));
+  if (unscaled < 0n) buf = buf.subarray(buf.findIndex((b, i) => !(b === 0xff && (buf[i + 1] ?? 0) & 0x80)));
   return buf;
 }
 
@@ -81,7 +81,12 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   const actions = ['login', 'logout', 'refund', 'charge', 'role.grant', 'key.rotate'];
   const metricNames = ['cpu.seconds', 'http.requests', 'queue.depth', 'gc.pause'];
 
-  const traceId = (): string => Array.from({ length: 4 }, () => Math.floor(rnd() * 2 ** 32).toString(16).padStart(8, '0')).join('');
+  const traceId = (): string =>
+    Array.from({ length: 4 }, () =>
+      Math.floor(rnd() * 2 ** 32)
+        .toString(16)
+        .padStart(8, '0'),
+    ).join('');
   const access = (i: number, revision: 0 | 1 | 2, ts = nowMicros - BigInt(Math.floor(rnd() * 60e6))): Record<string, unknown> => ({
     ts,
     method: pick(['GET', 'GET', 'GET', 'POST', 'PUT', 'DELETE']),
@@ -127,12 +132,25 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
     n++;
     if (logType === 'access') {
       const revision = n % 2 === 0 ? 0 : 1;
-      out.push({ topic: options.schemaTopic, data: (accessTypes[revision] as ReturnType<typeof createAvroType>).toBuffer(access(n, revision)), attributes: { log_type: 'access' }, logType });
+      out.push({
+        topic: options.schemaTopic,
+        data: (accessTypes[revision] as ReturnType<typeof createAvroType>).toBuffer(access(n, revision)),
+        attributes: { log_type: 'access' },
+        logType,
+      });
     } else if (logType === 'audit') {
-      out.push({ topic: options.framedTopic, data: framed(options.confluentIds.audit, auditType.toBuffer(audit())), attributes: { log_type: 'audit' }, logType });
+      out.push({
+        topic: options.framedTopic,
+        data: framed(options.confluentIds.audit, auditType.toBuffer(audit())),
+        attributes: { log_type: 'audit' },
+        logType,
+      });
     } else {
       const version = n % 3 === 0 ? 2 : 1;
-      const data = version === 1 ? framed(options.confluentIds.metricV1, metricV1.toBuffer(metric(1))) : framed(options.confluentIds.metricV2, metricV2.toBuffer(metric(2)));
+      const data =
+        version === 1
+          ? framed(options.confluentIds.metricV1, metricV1.toBuffer(metric(1)))
+          : framed(options.confluentIds.metricV2, metricV2.toBuffer(metric(2)));
       out.push({ topic: options.framedTopic, data, attributes: { log_type: 'metric' }, logType });
     }
   }
@@ -140,23 +158,64 @@ export function demoStream(schemas: DemoSchemas, options: DemoStreamOptions): De
   const goodAudit = auditType.toBuffer(audit());
   const poison: DemoMessage[] = [
     // Cut short in transit.
-    { topic: options.framedTopic, data: framed(options.confluentIds.audit, goodAudit.subarray(0, goodAudit.length - 4)), attributes: { log_type: 'audit' }, logType: 'audit', poison: 'DECODE_FAILED' },
+    {
+      topic: options.framedTopic,
+      data: framed(options.confluentIds.audit, goodAudit.subarray(0, goodAudit.length - 4)),
+      attributes: { log_type: 'audit' },
+      logType: 'audit',
+      poison: 'DECODE_FAILED',
+    },
     // A producer registered its schema in another registry.
-    { topic: options.framedTopic, data: framed(99, metricV1.toBuffer(metric(1))), attributes: { log_type: 'metric' }, logType: 'metric', poison: 'SCHEMA_NOT_FOUND' },
+    {
+      topic: options.framedTopic,
+      data: framed(99, metricV1.toBuffer(metric(1))),
+      attributes: { log_type: 'metric' },
+      logType: 'metric',
+      poison: 'SCHEMA_NOT_FOUND',
+    },
     // Schema version 3 allows a NULL value; the table requires one.
-    { topic: options.framedTopic, data: framed(options.confluentIds.metricV2, metricV2.toBuffer({ ...metric(2), value: null })), attributes: { log_type: 'metric' }, logType: 'metric', poison: 'ROW_INVALID' },
+    {
+      topic: options.framedTopic,
+      data: framed(options.confluentIds.metricV2, metricV2.toBuffer({ ...metric(2), value: null })),
+      attributes: { log_type: 'metric' },
+      logType: 'metric',
+      poison: 'ROW_INVALID',
+    },
     // A log type nobody routes.
-    { topic: options.framedTopic, data: framed(options.confluentIds.audit, goodAudit), attributes: { log_type: 'billing' }, logType: 'billing', poison: 'UNROUTED' },
+    {
+      topic: options.framedTopic,
+      data: framed(options.confluentIds.audit, goodAudit),
+      attributes: { log_type: 'billing' },
+      logType: 'billing',
+      poison: 'UNROUTED',
+    },
     // Plain JSON from a misconfigured producer: no schema reference at all.
-    { topic: options.framedTopic, data: Buffer.from('{"actor":"user-1","action":"login"}'), attributes: { log_type: 'audit' }, logType: 'audit', poison: 'NO_SCHEMA_REFERENCE' },
+    {
+      topic: options.framedTopic,
+      data: Buffer.from('{"actor":"user-1","action":"login"}'),
+      attributes: { log_type: 'audit' },
+      logType: 'audit',
+      poison: 'NO_SCHEMA_REFERENCE',
+    },
     // Valid Avro, but a timestamp in the year 10000: outside what the warehouse can hold.
-    { topic: options.schemaTopic, data: (accessTypes[1] as ReturnType<typeof createAvroType>).toBuffer(access(0, 1, 253_402_300_800_000_000n)), attributes: { log_type: 'access' }, logType: 'access', poison: 'CONVERSION_FAILED' },
+    {
+      topic: options.schemaTopic,
+      data: (accessTypes[1] as ReturnType<typeof createAvroType>).toBuffer(access(0, 1, 253_402_300_800_000_000n)),
+      attributes: { log_type: 'access' },
+      logType: 'access',
+      poison: 'CONVERSION_FAILED',
+    },
   ];
   // Spread through the stream rather than at the end.
   for (const [k, message] of poison.entries()) out.splice(Math.floor(((k + 1) * out.length) / (poison.length + 1)), 0, message);
   const later: DemoMessage[] = [];
   for (let i = 1; i <= laterAccess; i++) {
-    later.push({ topic: options.schemaTopic, data: (accessTypes[2] as ReturnType<typeof createAvroType>).toBuffer(access(n + i, 2)), attributes: { log_type: 'access' }, logType: 'access' });
+    later.push({
+      topic: options.schemaTopic,
+      data: (accessTypes[2] as ReturnType<typeof createAvroType>).toBuffer(access(n + i, 2)),
+      attributes: { log_type: 'access' },
+      logType: 'access',
+    });
   }
   return { first: out, later };
 }

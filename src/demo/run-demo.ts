@@ -125,7 +125,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
 }
 
-async function demo(configPath: string, messageCount: number, keep: boolean, cleanups: Array<() => Promise<unknown>>, onKeep: (wake: () => void) => void): Promise<number> {
+async function demo(
+  configPath: string,
+  messageCount: number,
+  keep: boolean,
+  cleanups: Array<() => Promise<unknown>>,
+  onKeep: (wake: () => void) => void,
+): Promise<number> {
   const startedAt = Date.now();
   say('tributary demo: Pub/Sub emulator -> Avro by schema id -> routes -> DuckDB');
   process.env.METADATA_SERVER_DETECTION ??= 'none';
@@ -151,7 +157,9 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   if (accessRevisions.length !== 3) throw new Error(`${manifestPath}: the schema ${ACCESS_SCHEMA} needs three revisions`);
   const evolving = config.routes.find((r) => r.name === EVOLVING_ROUTE);
   if (evolving?.schemaEvolution !== 'add-columns') throw new ConfigError([`routes.${EVOLVING_ROUTE}.schemaEvolution: the demo needs add-columns`]);
-  say(`  provisioned        schema ${ACCESS_SCHEMA} (revisions ${(provisioned.revisions.get(ACCESS_SCHEMA) ?? []).join(', ')}), topics and subscriptions of ${manifestPath}`);
+  say(
+    `  provisioned        schema ${ACCESS_SCHEMA} (revisions ${(provisioned.revisions.get(ACCESS_SCHEMA) ?? []).join(', ')}), topics and subscriptions of ${manifestPath}`,
+  );
 
   // Every run starts with an empty file, so the counts below are this run's.
   const dbPath = resolve(config.duckdb.path);
@@ -258,7 +266,9 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
     const bar = new ProgressBar(label, messages.length);
     for (let i = 0; i < messages.length; i += PUBLISH_CHUNK) {
       const chunk = messages.slice(i, i + PUBLISH_CHUNK);
-      const chunkIds = await Promise.all(chunk.map((m: DemoMessage) => (topics.get(m.topic) as ReturnType<PubSub['topic']>).publishMessage({ data: m.data, attributes: m.attributes })));
+      const chunkIds = await Promise.all(
+        chunk.map((m: DemoMessage) => (topics.get(m.topic) as ReturnType<PubSub['topic']>).publishMessage({ data: m.data, attributes: m.attributes })),
+      );
       const now = Date.now();
       chunk.forEach((m, k) => {
         const id = chunkIds[k] as string;
@@ -282,7 +292,13 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
     progress.update(published - remaining.size);
     if (remaining.size > 0) {
       await new Promise<void>((resolveSettled, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${remaining?.size ?? '?'} of ${published} messages were neither inserted nor dead-lettered within ${SETTLE_TIMEOUT_MS / 1000} s`)), SETTLE_TIMEOUT_MS);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(`${remaining?.size ?? '?'} of ${published} messages were neither inserted nor dead-lettered within ${SETTLE_TIMEOUT_MS / 1000} s`),
+            ),
+          SETTLE_TIMEOUT_MS,
+        );
         wakeSettled = () => {
           clearTimeout(timer);
           resolveSettled();
@@ -307,11 +323,17 @@ async function demo(configPath: string, messageCount: number, keep: boolean, cle
   say('');
   say(`Dead letters (${dead}; topic ${shortName(config.deadLetter.topic)}, reason in tributary_error_code / tributary_error_message)`);
   say(formatDeadLetters(deadLetters, expectedDead));
-  const wrong = deadLetters.filter((d) => expectedDead.get(d.sourceId) !== d.code).length + [...expectedDead.keys()].filter((id) => !deadLetters.some((d) => d.sourceId === id)).length;
+  const wrong =
+    deadLetters.filter((d) => expectedDead.get(d.sourceId) !== d.code).length +
+    [...expectedDead.keys()].filter((id) => !deadLetters.some((d) => d.sourceId === id)).length;
   const conserved = inserted + dead === published && wrong === 0;
   say('');
-  say(`Conservation: published ${published} = inserted ${inserted} + dead-lettered ${dead}${conserved ? '; every poison message dead-lettered with its reason' : ' -- MISMATCH'}`);
-  say(`Wall time: ${((settledAt - startedAt) / 1000).toFixed(1)} s to settle everything (${Math.round((published * 1000) / Math.max(1, settledAt - startedAt))} messages/s including start-up)`);
+  say(
+    `Conservation: published ${published} = inserted ${inserted} + dead-lettered ${dead}${conserved ? '; every poison message dead-lettered with its reason' : ' -- MISMATCH'}`,
+  );
+  say(
+    `Wall time: ${((settledAt - startedAt) / 1000).toFixed(1)} s to settle everything (${Math.round((published * 1000) / Math.max(1, settledAt - startedAt))} messages/s including start-up)`,
+  );
   say('');
   const deadIds = new Set(deadLetters.map((d) => d.sourceId));
   const laterDead = laterIds.filter((id) => deadIds.has(id)).length;
@@ -359,7 +381,9 @@ async function printEvolution(
   const columnsAfter = (await sink.getTableSchema(table)).fields.map((f) => f.name);
   const added = columnsAfter.filter((c) => !columnsBefore.includes(c));
   say(`Schema evolution (route ${EVOLVING_ROUTE}, schemaEvolution: add-columns)`);
-  say(`  ${later.published} access events of revision 3 of ${ACCESS_SCHEMA}, published after the rest had settled: ${later.published - later.deadLettered} inserted, ${later.deadLettered} dead-lettered`);
+  say(
+    `  ${later.published} access events of revision 3 of ${ACCESS_SCHEMA}, published after the rest had settled: ${later.published - later.deadLettered} inserted, ${later.deadLettered} dead-lettered`,
+  );
   const changes = evolutions.filter((e) => e.table === name);
   if (changes.length === 0) say(`  ${name} was not changed`);
   for (const { schemaId, evolution } of changes) {
@@ -374,7 +398,9 @@ async function printEvolution(
     const [count] = await sink.query(`SELECT count(${JSON.stringify(column)})::INTEGER AS carrying, count(*)::INTEGER AS total FROM ${quoted}`);
     const carrying = Number(count?.carrying ?? 0);
     if (carrying !== later.published) everyLaterRow = false;
-    say(`  rows with a value in ${column}: ${carrying} of ${String(count?.total ?? 0)} (the older rows have NULL)${carrying === later.published ? '' : ` -- expected ${later.published}`}`);
+    say(
+      `  rows with a value in ${column}: ${carrying} of ${String(count?.total ?? 0)} (the older rows have NULL)${carrying === later.published ? '' : ` -- expected ${later.published}`}`,
+    );
   }
   if (added.length > 0) {
     const shown = ['path', 'status', ...added].map((c) => JSON.stringify(c)).join(', ');

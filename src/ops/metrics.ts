@@ -82,7 +82,12 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200, 604800],
     );
     this.registry.registerMetric(this.settleAge.asMetric());
-    this.rowsInsertedTotal = new Counter({ name: 'tributary_rows_inserted_total', help: 'Rows the destination accepted.', labelNames: ['route', 'table'], registers });
+    this.rowsInsertedTotal = new Counter({
+      name: 'tributary_rows_inserted_total',
+      help: 'Rows the destination accepted.',
+      labelNames: ['route', 'table'],
+      registers,
+    });
     this.billedBytesTotal = new Counter({
       name: 'tributary_insert_billed_bytes_total',
       help: 'Bytes the destination bills for the rows written, per write API: insert-all bills each row as at least 1 KB of JSON, storage-write the encoded bytes.',
@@ -96,7 +101,13 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.batchRows = new Histogram({ name: 'tributary_batch_rows', help: 'Rows per batch.', labelNames: ['route'], buckets: [1, 10, 50, 100, 250, 500, 1000, 5000, 10000, 50000], registers });
+    this.batchRows = new Histogram({
+      name: 'tributary_batch_rows',
+      help: 'Rows per batch.',
+      labelNames: ['route'],
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 5000, 10000, 50000],
+      registers,
+    });
     this.batchBytes = new Histogram({
       name: 'tributary_batch_bytes',
       help: 'Bytes per batch, as the sink measures them.',
@@ -104,8 +115,18 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 2.5e6, 5e6, 1e7],
       registers,
     });
-    this.retriesTotal = new Counter({ name: 'tributary_retries_total', help: 'Retries (inserts, registry fetches) by error code.', labelNames: ['route', 'code'], registers });
-    this.droppedFields = new Counter({ name: 'tributary_unknown_fields_dropped_total', help: 'Fields dropped because the table lacks them (unknownFields: drop).', labelNames: ['route'], registers });
+    this.retriesTotal = new Counter({
+      name: 'tributary_retries_total',
+      help: 'Retries (inserts, registry fetches) by error code.',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    this.droppedFields = new Counter({
+      name: 'tributary_unknown_fields_dropped_total',
+      help: 'Fields dropped because the table lacks them (unknownFields: drop).',
+      labelNames: ['route'],
+      registers,
+    });
     this.tableChangesTotal = new Counter({
       name: 'tributary_table_changes_total',
       help: 'Table change attempts: kind created, added-columns, relaxed or refused; result ok, rate-limited, conflict or error.',
@@ -155,7 +176,8 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       collect() {
         this.reset();
         const now = Date.now();
-        for (const s of snapshots()) this.set({ subscription: s.subscription }, s.oldestPublishTimeMs === undefined ? 0 : Math.max(0, now - s.oldestPublishTimeMs) / 1000);
+        for (const s of snapshots())
+          this.set({ subscription: s.subscription }, s.oldestPublishTimeMs === undefined ? 0 : Math.max(0, now - s.oldestPublishTimeMs) / 1000);
       },
     });
     const cacheSize = (): number => this.schemaCacheSize();
@@ -168,8 +190,13 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
       },
     });
     // prom-client reports heap use but not the limit (--max-old-space-size): the heap alert needs both.
-    new Gauge({ name: 'tributary_heap_size_limit_bytes', help: 'V8 heap size limit; the process aborts when the heap reaches it.', registers }).set(getHeapStatistics().heap_size_limit);
-    new Gauge({ name: 'tributary_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set({ version: options.version ?? 'unknown' }, 1);
+    new Gauge({ name: 'tributary_heap_size_limit_bytes', help: 'V8 heap size limit; the process aborts when the heap reaches it.', registers }).set(
+      getHeapStatistics().heap_size_limit,
+    );
+    new Gauge({ name: 'tributary_build_info', help: 'Always 1; the version is a label.', labelNames: ['version'], registers }).set(
+      { version: options.version ?? 'unknown' },
+      1,
+    );
     this.schemaCacheHits = new Counter({
       name: 'tributary_schema_cache_hits_total',
       help: 'Schema lookups served from the cache.',
@@ -179,7 +206,11 @@ export class Metrics implements PipelineObserver, TableChangeObserver {
         this.pendingCacheHits = 0;
       },
     });
-    this.schemaCacheMisses = new Counter({ name: 'tributary_schema_cache_misses_total', help: 'Schema lookups not served from the cache (they fetched, or waited on a fetch in progress); fetches are counted by tributary_schema_fetch_duration_seconds_count.', registers });
+    this.schemaCacheMisses = new Counter({
+      name: 'tributary_schema_cache_misses_total',
+      help: 'Schema lookups not served from the cache (they fetched, or waited on a fetch in progress); fetches are counted by tributary_schema_fetch_duration_seconds_count.',
+      registers,
+    });
     this.schemaFetchDuration = new Histogram({
       name: 'tributary_schema_fetch_duration_seconds',
       help: 'Registry fetch duration.',

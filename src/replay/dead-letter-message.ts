@@ -77,7 +77,8 @@ export function unwrapped(message: DeadLetterMessage): DeadLetterMessage {
   if (message.attributes[WRAPPED_ATTRIBUTE] === undefined) return message;
   const original = unwrapDeadLetter(message.data, message.attributes);
   const attributes: Record<string, string> = { ...original.attributes };
-  for (const [key, value] of Object.entries(message.attributes)) if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && key !== WRAPPED_ATTRIBUTE) attributes[key] = value;
+  for (const [key, value] of Object.entries(message.attributes))
+    if (key.startsWith(TRIBUTARY_ATTRIBUTE_PREFIX) && key !== WRAPPED_ATTRIBUTE) attributes[key] = value;
   return { ...message, data: original.data, attributes };
 }
 
@@ -126,7 +127,8 @@ export function republishMessage(message: DeadLetterMessage, replayCount: number
   if (first.sourceTopic !== undefined) attributes.tributary_source_topic = first.sourceTopic;
   let data = message.data;
   if (target.schemaTopic) {
-    const confluentFramed = a[TRIBUTARY_SCHEMA_ATTRIBUTES.confluentId] !== undefined && data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE;
+    const confluentFramed =
+      a[TRIBUTARY_SCHEMA_ATTRIBUTES.confluentId] !== undefined && data.length >= CONFLUENT_HEADER_BYTES && data[0] === CONFLUENT_MAGIC_BYTE;
     if (confluentFramed) data = data.subarray(CONFLUENT_HEADER_BYTES);
   } else {
     for (const key of [TRIBUTARY_SCHEMA_ATTRIBUTES.name, TRIBUTARY_SCHEMA_ATTRIBUTES.revisionId, TRIBUTARY_SCHEMA_ATTRIBUTES.encoding]) {

@@ -54,7 +54,13 @@ export function progressFigures(stats: ReplayStats, total: number | undefined, r
 
 /** One line: `[#####-----] 50/100 processed, 48 inserted, 2 failed again, 12.5/s, ETA 4s`. */
 export function formatProgressLine(f: ProgressFigures, total: number | undefined, verb: string, width: number): string {
-  const parts = [`${f.processed}${total !== undefined ? `/${total}` : ''} processed`, `${f.replayed} ${verb}`, `${f.failedAgain} failed again`, `${f.ratePerSecond.toFixed(1)}/s`, `ETA ${f.etaSeconds === undefined ? '?' : formatDuration(f.etaSeconds)}`];
+  const parts = [
+    `${f.processed}${total !== undefined ? `/${total}` : ''} processed`,
+    `${f.replayed} ${verb}`,
+    `${f.failedAgain} failed again`,
+    `${f.ratePerSecond.toFixed(1)}/s`,
+    `ETA ${f.etaSeconds === undefined ? '?' : formatDuration(f.etaSeconds)}`,
+  ];
   const text = parts.join(', ');
   let bar = '';
   if (total !== undefined && total > 0) {
@@ -154,7 +160,14 @@ export class LogProgress implements ProgressReporter {
     this.lastSettled = stats.settled;
     const f = progressFigures(stats, total, rate);
     this.logger.info(
-      { processed: f.processed, replayed: f.replayed, failedAgain: f.failedAgain, ratePerSecond: Math.round(f.ratePerSecond * 10) / 10, ...(total !== undefined ? { total } : {}), ...(f.etaSeconds !== undefined ? { etaSeconds: Math.round(f.etaSeconds) } : {}) },
+      {
+        processed: f.processed,
+        replayed: f.replayed,
+        failedAgain: f.failedAgain,
+        ratePerSecond: Math.round(f.ratePerSecond * 10) / 10,
+        ...(total !== undefined ? { total } : {}),
+        ...(f.etaSeconds !== undefined ? { etaSeconds: Math.round(f.etaSeconds) } : {}),
+      },
       'Replay progress.',
     );
   }

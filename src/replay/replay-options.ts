@@ -137,9 +137,11 @@ function stringFlag(values: FlagValues, name: string): string | undefined {
 export function buildReplayOptions(values: FlagValues, positionals: readonly string[], nowMs: number): ReplayOptions {
   const fromFlag = stringFlag(values, 'replay-dlq');
   const fromArg = positionals[0];
-  if (fromFlag !== undefined && fromArg !== undefined && fromFlag !== fromArg) throw new ReplayUsageError(`two dead-letter subscriptions given: ${fromFlag} and ${fromArg}`);
+  if (fromFlag !== undefined && fromArg !== undefined && fromFlag !== fromArg)
+    throw new ReplayUsageError(`two dead-letter subscriptions given: ${fromFlag} and ${fromArg}`);
   const subscription = fromFlag ?? fromArg;
-  if (subscription === undefined || subscription.trim() === '') throw new ReplayUsageError('replay: name the dead-letter subscription (--replay-dlq SUBSCRIPTION)');
+  if (subscription === undefined || subscription.trim() === '')
+    throw new ReplayUsageError('replay: name the dead-letter subscription (--replay-dlq SUBSCRIPTION)');
   if (positionals.length > 1) throw new ReplayUsageError(`replay: unexpected argument "${positionals[1]}"`);
   const toTopic = stringFlag(values, 'to-topic');
   const dryRun = values['dry-run'] === true;

@@ -7,7 +7,16 @@ import type { ErrorCode, TributaryError } from '../errors.js';
 import { systemClock, type Clock, type DeadLetterContext, type DeadLetterPublisher, type Envelope, type Logger } from '../core/ports.js';
 import type { Sink } from '../core/sink.js';
 import { Metrics } from '../ops/metrics.js';
-import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, unwrapped, type DeadLetterInfo, type DeadLetterMessage, type TargetTopic } from './dead-letter-message.js';
+import {
+  judge,
+  readDeadLetterInfo,
+  replayEnvelopeAttributes,
+  republishMessage,
+  unwrapped,
+  type DeadLetterInfo,
+  type DeadLetterMessage,
+  type TargetTopic,
+} from './dead-letter-message.js';
 import type { ReplayOptions } from './replay-options.js';
 import { ReplayStats, type ReplayMode, type ReplaySummary } from './replay-stats.js';
 import type { ProgressReporter } from './progress-reporter.js';
@@ -120,7 +129,10 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
       target = { topic, info: { schemaTopic: Boolean(metadata.schemaSettings?.schema) } };
     }
 
-    logger.info({ subscription: options.subscription, mode, ...(options.toTopic ? { toTopic: options.toTopic } : {}), max: options.max, maxReplays: options.maxReplays }, 'Replay started.');
+    logger.info(
+      { subscription: options.subscription, mode, ...(options.toTopic ? { toTopic: options.toTopic } : {}), max: options.max, maxReplays: options.maxReplays },
+      'Replay started.',
+    );
     progress = deps.progress?.(stats, options.max);
     progress?.start();
 
@@ -147,14 +159,17 @@ export async function runReplay(config: Config, options: ReplayOptions, deps: Re
     const maxInFlight = config.flowControl.maxMessages;
 
     const settleAck = (message: DeadLetterMessage, info: DeadLetterInfo, failedAgain: ErrorCode | undefined): void => {
-      reader.ack(message.ackId).then(
-        () => stats.settle(info, failedAgain !== undefined ? { kind: 'failed-again', code: failedAgain } : { kind: 'replayed' }),
-        (err: unknown) => {
-          stats.ackFailed(1);
-          stats.settle(info, { kind: 'not-settled', code: 'ACK_FAILED' });
-          logger.error({ messageId: info.sourceMessageId, err: (err as Error).message }, 'Ack of a dead letter refused; it will be delivered again.');
-        },
-      ).finally(done);
+      reader
+        .ack(message.ackId)
+        .then(
+          () => stats.settle(info, failedAgain !== undefined ? { kind: 'failed-again', code: failedAgain } : { kind: 'replayed' }),
+          (err: unknown) => {
+            stats.ackFailed(1);
+            stats.settle(info, { kind: 'not-settled', code: 'ACK_FAILED' });
+            logger.error({ messageId: info.sourceMessageId, err: (err as Error).message }, 'Ack of a dead letter refused; it will be delivered again.');
+          },
+        )
+        .finally(done);
     };
 
     const replayDirect = (message: DeadLetterMessage, info: DeadLetterInfo): void => {

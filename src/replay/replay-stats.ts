@@ -130,7 +130,17 @@ export class ReplayStats {
     const key = `${info.route}\u0000${info.code}`;
     let group = this.groups.get(key);
     if (group === undefined) {
-      group = { route: info.route, code: info.code, taken: 0, replayed: 0, failedAgain: 0, notSettled: 0, overMaxReplays: 0, firstFailedAtMs: undefined, lastFailedAtMs: undefined };
+      group = {
+        route: info.route,
+        code: info.code,
+        taken: 0,
+        replayed: 0,
+        failedAgain: 0,
+        notSettled: 0,
+        overMaxReplays: 0,
+        firstFailedAtMs: undefined,
+        lastFailedAtMs: undefined,
+      };
       this.groups.set(key, group);
     }
     const at = info.failedAtMs;
@@ -181,11 +191,26 @@ export function formatSummary(summary: ReplaySummary): string {
       : `Replay of ${summary.subscription} ${summary.interrupted ? 'interrupted' : 'finished'} in ${(summary.durationMs / 1000).toFixed(1)} s.`;
   out.push(title, '');
   if (summary.mode === 'dry-run') {
-    const rows = summary.groups.map((g) => [g.route, g.code, String(g.taken), String(g.overMaxReplays), isoMinute(g.firstFailedAtMs), isoMinute(g.lastFailedAtMs)]);
+    const rows = summary.groups.map((g) => [
+      g.route,
+      g.code,
+      String(g.taken),
+      String(g.overMaxReplays),
+      isoMinute(g.firstFailedAtMs),
+      isoMinute(g.lastFailedAtMs),
+    ]);
     rows.push(['total', '', String(t.taken), String(t.overMaxReplays), '', '']);
     out.push(renderTable(['route', 'code', 'would replay', 'over max replays', 'first failed', 'last failed'], rows, new Set([2, 3])));
   } else {
-    const rows = summary.groups.map((g) => [g.route, g.code, String(g.taken), String(g.replayed), String(g.failedAgain), String(g.notSettled), String(g.overMaxReplays)]);
+    const rows = summary.groups.map((g) => [
+      g.route,
+      g.code,
+      String(g.taken),
+      String(g.replayed),
+      String(g.failedAgain),
+      String(g.notSettled),
+      String(g.overMaxReplays),
+    ]);
     rows.push(['total', '', String(t.taken), String(t.replayed), String(t.failedAgain), String(t.notSettled), String(t.overMaxReplays)]);
     out.push(renderTable(['route', 'code', 'taken', verb, 'failed again', 'not settled', 'over max replays'], rows, new Set([2, 3, 4, 5, 6])));
   }

@@ -33,7 +33,11 @@ describe('the built CLI', () => {
     expect(report).toContain('routes.access.table');
     expect(report).toContain('deadLetter');
     // every value can come from the environment
-    const fixed = startCli(['validate', '--config', bad], { TRIBUTARY_ROUTING_FROM: 'attribute', TRIBUTARY_ROUTES_ACCESS_TABLE: 'logs.access', TRIBUTARY_DEAD_LETTER_TOPIC: 'dl' });
+    const fixed = startCli(['validate', '--config', bad], {
+      TRIBUTARY_ROUTING_FROM: 'attribute',
+      TRIBUTARY_ROUTES_ACCESS_TABLE: 'logs.access',
+      TRIBUTARY_DEAD_LETTER_TOPIC: 'dl',
+    });
     expect(await fixed.exit).toBe(0);
     // `run` with a bad config: one clear line, exit 78, no stack
     const run = startCli(['run', '--config', bad]);
@@ -69,7 +73,14 @@ routes:
     const poison = await h.publish([{ data: Buffer.from('not avro'), attributes: { log_type: 'access' } }]);
     published.push(...poison);
     for (let round = 0; round < 10; round++) {
-      published.push(...(await h.publish(Array.from({ length: 100 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 100 + i))]), attributes: { log_type: 'access' } })))));
+      published.push(
+        ...(await h.publish(
+          Array.from({ length: 100 }, (_, i) => ({
+            data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 100 + i))]),
+            attributes: { log_type: 'access' },
+          })),
+        )),
+      );
     }
     await h.bigquery.waitForRows(table, 200, 30_000);
     cli.child.kill('SIGTERM');
@@ -97,11 +108,21 @@ routes:
     const table = h.table('access');
     h.bigquery.createTable(table, tableSchemaFor(accessV1));
     const configPath = join(dir, 'tributary.yaml');
-    await writeFile(configPath, h.configYaml(`registry: { kind: directory, directory: ${dir} }\nroutes:\n  access: { match: [access], table: $DATASET.access, batch: { maxDelayMs: 50 } }\n`));
+    await writeFile(
+      configPath,
+      h.configYaml(
+        `registry: { kind: directory, directory: ${dir} }\nroutes:\n  access: { match: [access], table: $DATASET.access, batch: { maxDelayMs: 50 } }\n`,
+      ),
+    );
     const cli = startCli(['run', '--config', configPath], { TRIBUTARY_SHUTDOWN_REOPEN_WINDOW_MS: '5000' });
     const started = await cli.waitForLine((l) => l.message === 'tributary started.');
     const healthz = `http://127.0.0.1:${String(started.port)}/healthz`;
-    await h.publish(Array.from({ length: 20 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
+    await h.publish(
+      Array.from({ length: 20 }, (_, i) => ({
+        data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+        attributes: { log_type: 'access' },
+      })),
+    );
     await h.bigquery.waitForRows(table, 20, 30_000);
     expect((await fetch(healthz)).status).toBe(200);
 

@@ -50,7 +50,10 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Run {
           clearTimeout(timer);
           resolve(found);
         };
-        const timer = setTimeout(() => reject(new Error(`no ${String(pattern)} within ${timeoutMs} ms; stdout: ${stdout.join('')}; stderr: ${stderr.join('')}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no ${String(pattern)} within ${timeoutMs} ms; stdout: ${stdout.join('')}; stderr: ${stderr.join('')}`)),
+          timeoutMs,
+        );
         watchers.push(check);
         check();
         void exit.then(() => {
@@ -147,9 +150,16 @@ describe('npm run demo', () => {
          UNION ALL SELECT 'metric', count(*)::INTEGER, count(DISTINCT _message_id)::INTEGER FROM logs.metric ORDER BY t`,
       )
     ).getRowObjectsJS();
-    const traceColumn = (await connection.runAndReadAll("SELECT data_type FROM duckdb_columns() WHERE schema_name = 'logs' AND table_name = 'access' AND column_name = 'trace_id'")).getRowObjectsJS();
-    const traced = (await connection.runAndReadAll('SELECT trace_id, _publish_time FROM logs.access WHERE trace_id IS NOT NULL')).getRowObjectsJS() as Array<{ trace_id: string; _publish_time: Date }>;
-    const [untraced] = (await connection.runAndReadAll('SELECT max(_publish_time) AS last FROM logs.access WHERE trace_id IS NULL')).getRowObjectsJS() as Array<{ last: Date }>;
+    const traceColumn = (
+      await connection.runAndReadAll("SELECT data_type FROM duckdb_columns() WHERE schema_name = 'logs' AND table_name = 'access' AND column_name = 'trace_id'")
+    ).getRowObjectsJS();
+    const traced = (await connection.runAndReadAll('SELECT trace_id, _publish_time FROM logs.access WHERE trace_id IS NOT NULL')).getRowObjectsJS() as Array<{
+      trace_id: string;
+      _publish_time: Date;
+    }>;
+    const [untraced] = (
+      await connection.runAndReadAll('SELECT max(_publish_time) AS last FROM logs.access WHERE trace_id IS NULL')
+    ).getRowObjectsJS() as Array<{ last: Date }>;
     connection.closeSync();
     db.closeSync();
     expect(traceColumn).toEqual([{ data_type: 'VARCHAR' }]);

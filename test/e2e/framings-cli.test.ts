@@ -67,8 +67,36 @@ routes:
     const runs = [
       ['--framing', 'confluent', '--schema-id', '3', '--jsonl', join(dir, 'metric.jsonl'), '--topic', topic, '--config', config],
       ['--framing', 'single-object', '--schema', join(dir, 'access.avsc'), '--jsonl', join(dir, 'access.jsonl'), '--topic', topic, '--project', PROJECT],
-      ['--framing', 'container-file', '--schema', join(dir, 'metric.avsc'), '--jsonl', join(dir, 'metric.jsonl'), '--records-per-message', '3', '--codec', 'deflate', '--topic', topic, '--project', PROJECT, '--batch', '1'],
-      ['--framing', 'pubsub-schema', '--schema', join(dir, 'audit.avsc'), '--jsonl', join(dir, 'audit.jsonl'), '--topic', schemaTopic.name, '--project', PROJECT],
+      [
+        '--framing',
+        'container-file',
+        '--schema',
+        join(dir, 'metric.avsc'),
+        '--jsonl',
+        join(dir, 'metric.jsonl'),
+        '--records-per-message',
+        '3',
+        '--codec',
+        'deflate',
+        '--topic',
+        topic,
+        '--project',
+        PROJECT,
+        '--batch',
+        '1',
+      ],
+      [
+        '--framing',
+        'pubsub-schema',
+        '--schema',
+        join(dir, 'audit.avsc'),
+        '--jsonl',
+        join(dir, 'audit.jsonl'),
+        '--topic',
+        schemaTopic.name,
+        '--project',
+        PROJECT,
+      ],
     ];
     const summaries = [];
     for (const args of runs) {
@@ -92,7 +120,10 @@ routes:
     const byFraming = (f: string): Inspected[] => seen.filter((m) => m.framing === f);
     expect(byFraming('confluent')).toHaveLength(5);
     expect(byFraming('confluent')[0]).toMatchObject({ schemaRef: 'Confluent schema id 3', schemaName: 'com.acme.logs.Metric' });
-    expect(byFraming('single-object')[0]).toMatchObject({ schemaName: 'com.acme.logs.Access', records: [{ route: 'access', table: `${PROJECT}.logs.access`, row: { path: '/a', user_agent: 'curl', ts: '2023-11-14T22:13:20.000000Z' } }] });
+    expect(byFraming('single-object')[0]).toMatchObject({
+      schemaName: 'com.acme.logs.Access',
+      records: [{ route: 'access', table: `${PROJECT}.logs.access`, row: { path: '/a', user_agent: 'curl', ts: '2023-11-14T22:13:20.000000Z' } }],
+    });
     expect(byFraming('single-object')[0]?.schemaRef).toMatch(/^single-object fingerprint [0-9a-f]{16} \(CRC-64-AVRO -?\d+\)$/);
     const files = byFraming('container-file');
     expect(files.map((f) => f.records.length).sort()).toEqual([2, 3]);

@@ -8,7 +8,12 @@ import { startCli } from '../support/cli-process.js';
 import { encode, tableSchemaFor } from '../support/log-schemas.js';
 import { Harness } from '../support/worker-harness.js';
 
-const blob = { type: 'record', name: 'Blob', namespace: 'test', fields: [{ name: 'flags', type: { type: 'array', items: 'boolean' } }] } as const satisfies AvroSchema;
+const blob = {
+  type: 'record',
+  name: 'Blob',
+  namespace: 'test',
+  fields: [{ name: 'flags', type: { type: 'array', items: 'boolean' } }],
+} as const satisfies AvroSchema;
 
 describe('large payloads under a small heap (the built CLI)', () => {
   let h: Harness;
@@ -27,7 +32,10 @@ describe('large payloads under a small heap (the built CLI)', () => {
     const table = h.table('blob');
     h.bigquery.createTable(table, tableSchemaFor(blob));
     const configPath = join(dir, 'tributary.yaml');
-    await writeFile(configPath, h.configYaml(`registry: { kind: directory, directory: ${dir} }\nroutes:\n  blob: { match: [blob], table: $DATASET.blob, batch: { maxDelayMs: 50 } }\n`));
+    await writeFile(
+      configPath,
+      h.configYaml(`registry: { kind: directory, directory: ${dir} }\nroutes:\n  blob: { match: [blob], table: $DATASET.blob, batch: { maxDelayMs: 50 } }\n`),
+    );
     // Before the budget, 20 such messages in flight held ~600 MB of heap: an OOM crash loop.
     const count = 20;
     const payload = Buffer.concat([encodeConfluentHeader(1), encode(blob, { flags: Array.from({ length: 1_000_000 }, (_, i) => i % 7 === 0) })]);

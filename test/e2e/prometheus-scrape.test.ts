@@ -38,13 +38,15 @@ const ACCEPTED_METRIC_LINT = [
 
 /** Grafana's variables as a dashboard user would have them (namespace "All" is the scraped one). */
 function substituteGrafanaVariables(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '10s')
-    .replaceAll('$__interval', '2s')
-    .replaceAll('$__range', '1m')
-    .replaceAll('$namespace', 'e2e')
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template literal
-    .replaceAll('${namespace}', 'e2e');
+  return (
+    expr
+      .replaceAll('$__rate_interval', '10s')
+      .replaceAll('$__interval', '2s')
+      .replaceAll('$__range', '1m')
+      .replaceAll('$namespace', 'e2e')
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a template literal
+      .replaceAll('${namespace}', 'e2e')
+  );
 }
 
 interface Rule {
@@ -93,14 +95,30 @@ routes:
     let round = 0;
     load = (async () => {
       while (publishing) {
-        const batch: Array<{ data: Buffer; attributes: Record<string, string> }> = Array.from({ length: 20 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 20 + i))]), attributes: { log_type: 'access' } }));
+        const batch: Array<{ data: Buffer; attributes: Record<string, string> }> = Array.from({ length: 20 }, (_, i) => ({
+          data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round * 20 + i))]),
+          attributes: { log_type: 'access' },
+        }));
         // poison: a row BigQuery calls invalid, dead-lettered by the access route
-        batch.push({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { path: `/poison/${round}` }))]), attributes: { log_type: 'access' } });
+        batch.push({
+          data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { path: `/poison/${round}` }))]),
+          attributes: { log_type: 'access' },
+        });
         // a timestamp past 9999-12-31: dead-lettered before it reaches a route
-        if (round % 4 === 0) batch.push({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { ts: 9_000_000_000_000_000_000n }))]), attributes: { log_type: 'access' } });
+        if (round % 4 === 0)
+          batch.push({
+            data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(round, { ts: 9_000_000_000_000_000_000n }))]),
+            attributes: { log_type: 'access' },
+          });
         batch.push({ data: Buffer.concat([encodeConfluentHeader(2), encode(audit, auditRecord(round))]), attributes: { log_type: 'audit' } });
         // a producer that still embeds its schema: an Avro container file of two access records
-        batch.push({ data: buildContainer({ schema: accessV1, records: [encode(accessV1, accessRecord(round * 20 + 100_000)), encode(accessV1, accessRecord(round * 20 + 100_001))] }), attributes: { log_type: 'access' } });
+        batch.push({
+          data: buildContainer({
+            schema: accessV1,
+            records: [encode(accessV1, accessRecord(round * 20 + 100_000)), encode(accessV1, accessRecord(round * 20 + 100_001))],
+          }),
+          attributes: { log_type: 'access' },
+        });
         await h.publish(batch);
         round++;
         await new Promise((r) => setTimeout(r, 250));
@@ -156,7 +174,9 @@ routes:
   });
 
   it('every Grafana panel query parses and returns series', async () => {
-    const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as { panels: Array<{ title: string; panels?: unknown[]; targets?: Array<{ expr?: string; refId: string }> }> };
+    const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as {
+      panels: Array<{ title: string; panels?: unknown[]; targets?: Array<{ expr?: string; refId: string }> }>;
+    };
     const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: `${p.title} / ${t.refId}`, expr: t.expr ?? '' })));
     expect(targets.length).toBeGreaterThan(10);
     const empty: string[] = [];
@@ -217,8 +237,14 @@ routes:
       },
       20_000,
     ).catch(() => undefined);
-    for (const w of want) expect(active.map((a) => a.labels), JSON.stringify(w)).toContainEqual(expect.objectContaining({ ...w, namespace: 'e2e', severity: expect.any(String) }));
+    for (const w of want)
+      expect(
+        active.map((a) => a.labels),
+        JSON.stringify(w),
+      ).toContainEqual(expect.objectContaining({ ...w, namespace: 'e2e', severity: expect.any(String) }));
     // nothing of what a healthy access route should not show
-    expect(active.filter((a) => ['TributaryWorkerStalled', 'TributaryNotReady', 'TributaryHeapNearLimit'].includes(a.labels.alertname ?? '')).map((a) => a.labels)).toEqual([]);
+    expect(
+      active.filter((a) => ['TributaryWorkerStalled', 'TributaryNotReady', 'TributaryHeapNearLimit'].includes(a.labels.alertname ?? '')).map((a) => a.labels),
+    ).toEqual([]);
   });
 });

@@ -53,8 +53,18 @@ describe('dead-letter replay with the built CLI', () => {
   async function makeDeadLetters(access: number, unrouted: number, watch: Subscription): Promise<{ accessIds: string[]; unroutedIds: string[] }> {
     h.rejectRows(() => 'rejected while the table was broken');
     const worker = await h.startWorker(ROUTES.replace('$SCHEMAS', dir));
-    const accessIds = await h.publish(Array.from({ length: access }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
-    const unroutedIds = await h.publish(Array.from({ length: unrouted }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'other' } })));
+    const accessIds = await h.publish(
+      Array.from({ length: access }, (_, i) => ({
+        data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+        attributes: { log_type: 'access' },
+      })),
+    );
+    const unroutedIds = await h.publish(
+      Array.from({ length: unrouted }, (_, i) => ({
+        data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+        attributes: { log_type: 'other' },
+      })),
+    );
     const arrived = await pullAll(watch, { max: access + unrouted, timeoutMs: 20_000 });
     expect(arrived).toHaveLength(access + unrouted);
     await worker.stop();
@@ -100,7 +110,18 @@ describe('dead-letter replay with the built CLI', () => {
     const [target] = await h.pubsub.createTopic(uniqueName('republish'));
     const [targetSub] = await target.createSubscription(uniqueName('republish-sub'));
 
-    const cli = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--to-topic', target.name, '--filter', 'code=UNROUTED', '--idle-timeout', '1s']);
+    const cli = startCli([
+      '--config',
+      configPath,
+      '--replay-dlq',
+      h.deadLetterSubscription.name,
+      '--to-topic',
+      target.name,
+      '--filter',
+      'code=UNROUTED',
+      '--idle-timeout',
+      '1s',
+    ]);
     expect(await cli.exit).toBe(0);
     expect(cli.stderr.join('\n')).toMatch(/unrouted\s+UNROUTED\s+3\s+3/);
     const republished = await pullAll(targetSub, { max: 3, timeoutMs: 10_000 });
@@ -149,20 +170,38 @@ describe('dead-letter replay with the built CLI', () => {
     expect(report).toMatch(/unrouted\s+UNROUTED\s+5/);
     expect(h.bigquery.rows(table)).toHaveLength(0);
 
-    const some = startCli(['--config', configPath, '--replay-dlq', h.deadLetterSubscription.name, '--filter', 'code=BIGQUERY_ROW_INVALID,route=access', '--max', '8', '--idle-timeout', '1s']);
+    const some = startCli([
+      '--config',
+      configPath,
+      '--replay-dlq',
+      h.deadLetterSubscription.name,
+      '--filter',
+      'code=BIGQUERY_ROW_INVALID,route=access',
+      '--max',
+      '8',
+      '--idle-timeout',
+      '1s',
+    ]);
     expect(await some.exit).toBe(0);
     expect(h.bigquery.rows(table)).toHaveLength(8);
 
     const left = await drainDeadLetters();
     expect(left).toHaveLength(17);
-    expect(left.filter((m) => m.attributes.tributary_error_code === 'UNROUTED').map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...unroutedIds].sort());
+    expect(
+      left
+        .filter((m) => m.attributes.tributary_error_code === 'UNROUTED')
+        .map((m) => m.attributes.tributary_source_message_id)
+        .sort(),
+    ).toEqual([...unroutedIds].sort());
   });
 
   it('against the emulator the replay does not probe the GCE metadata server (no MetadataLookupWarning)', async () => {
     const watch = await watchDeadLetters();
     await makeDeadLetters(3, 0, watch);
     // As a newcomer runs the command the demo prints: only PUBSUB_EMULATOR_HOST set, nothing to silence the probe.
-    const dry = startCli(['replay', h.deadLetterSubscription.name, '--config', configPath, '--dry-run', '--idle-timeout', '1s'], { METADATA_SERVER_DETECTION: undefined });
+    const dry = startCli(['replay', h.deadLetterSubscription.name, '--config', configPath, '--dry-run', '--idle-timeout', '1s'], {
+      METADATA_SERVER_DETECTION: undefined,
+    });
     expect(await dry.exit).toBe(0);
     const stderr = dry.stderr.join('\n');
     expect(stderr).toMatch(/access\s+BIGQUERY_ROW_INVALID\s+3/);
@@ -181,7 +220,11 @@ describe('dead-letter replay with the built CLI', () => {
     const redone = await pullAll(watch, { max: 10, timeoutMs: 10_000 });
     expect(redone.map((m) => m.attributes.tributary_source_message_id).sort()).toEqual([...accessIds].sort());
     for (const m of redone) {
-      expect(m.attributes).toMatchObject({ tributary_replay_count: '1', tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_error_message: expect.stringContaining('still broken') });
+      expect(m.attributes).toMatchObject({
+        tributary_replay_count: '1',
+        tributary_error_code: 'BIGQUERY_ROW_INVALID',
+        tributary_error_message: expect.stringContaining('still broken'),
+      });
       expect(Object.keys(m.attributes).some((k) => k.startsWith('goog'))).toBe(false);
     }
 

@@ -26,10 +26,23 @@ function access(extra: unknown[] = [], replace: Record<string, unknown> = {}): R
 }
 
 const REV1 = access();
-const REV2 = access([{ name: 'region', type: ['null', 'string'], default: null }, { name: 'tags', type: { type: 'array', items: 'string' } }], {
-  status: ['null', 'int'],
-  source: { type: 'record', name: 'Source', fields: [{ name: 'host', type: 'string' }, { name: 'zone', type: ['null', 'string'], default: null }] },
-});
+const REV2 = access(
+  [
+    { name: 'region', type: ['null', 'string'], default: null },
+    { name: 'tags', type: { type: 'array', items: 'string' } },
+  ],
+  {
+    status: ['null', 'int'],
+    source: {
+      type: 'record',
+      name: 'Source',
+      fields: [
+        { name: 'host', type: 'string' },
+        { name: 'zone', type: ['null', 'string'], default: null },
+      ],
+    },
+  },
+);
 const REV3 = access([], { status: 'string' });
 
 describe('tributary tables plan / apply (built CLI)', () => {
@@ -77,7 +90,8 @@ ${route}`),
     expect(plan.err).toBe('');
     expect(plan.code).toBe(2);
     expect(plan.out).toContain(`route access → test-project.${h.dataset}.access`);
-    for (const line of ['~ status REQUIRED → NULLABLE', '+ source.zone STRING NULLABLE', '+ region STRING NULLABLE', '+ tags STRING REPEATED']) expect(plan.out).toContain(`  ${line}`);
+    for (const line of ['~ status REQUIRED → NULLABLE', '+ source.zone STRING NULLABLE', '+ region STRING NULLABLE', '+ tags STRING REPEATED'])
+      expect(plan.out).toContain(`  ${line}`);
     expect(plan.out).toContain('1 route(s) with changes pending, 0 incompatible, 0 up to date.');
     expect(h.bigquery.callCount('tables.patch')).toBe(0);
 
@@ -141,7 +155,13 @@ ${route}`),
     const without = await run(['plan', '--config', await config(''), '--schema', join(dir, 'rev1.avsc')]);
     expect(without.code).toBe(1);
     expect(without.out).toContain('! the table is missing and the route has no createTable');
-    const bad = await run(['plan', '--config', await config('    createTable: { partitioning: { type: DAY, field: service } }'), '--schema', join(dir, 'rev1.avsc')]);
+    const bad = await run([
+      'plan',
+      '--config',
+      await config('    createTable: { partitioning: { type: DAY, field: service } }'),
+      '--schema',
+      join(dir, 'rev1.avsc'),
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.out).toContain('! createTable: partitioning field "service" is STRING');
   });

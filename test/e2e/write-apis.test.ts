@@ -30,8 +30,18 @@ function mixedStream(): Message[] {
         { key: `p${n}`, kind: 'undecodable', data: confluent(1, Buffer.from([0xff, 0xff, 0xff])), attributes: { log_type: 'access' } },
         { key: `p${n}`, kind: 'unknown-schema', data: confluent(99, Buffer.from([0])), attributes: { log_type: 'access' } },
         { key: `p${n}`, kind: 'unrouted', data: confluent(2, encode(audit, auditRecord(i))), attributes: { log_type: 'billing' } },
-        { key: `p${n}`, kind: 'refused-by-bigquery', data: confluent(1, encode(accessV1, accessRecord(i, { path: `/poison/${i}` }))), attributes: { log_type: 'access' } },
-        { key: `p${n}`, kind: 'timestamp-out-of-range', data: confluent(1, encode(accessV1, accessRecord(i, { ts: 9_000_000_000_000_000_000n }))), attributes: { log_type: 'access' } },
+        {
+          key: `p${n}`,
+          kind: 'refused-by-bigquery',
+          data: confluent(1, encode(accessV1, accessRecord(i, { path: `/poison/${i}` }))),
+          attributes: { log_type: 'access' },
+        },
+        {
+          key: `p${n}`,
+          kind: 'timestamp-out-of-range',
+          data: confluent(1, encode(accessV1, accessRecord(i, { ts: 9_000_000_000_000_000_000n }))),
+          attributes: { log_type: 'access' },
+        },
       ];
       out.push(poison[n % poison.length] as Message);
     } else if (i % 3 === 2) {
@@ -126,7 +136,9 @@ describe('the built CLI worker on both write APIs', () => {
     expect(storageWrite.rows.a2).toMatchObject({ actor: 'user-2', amount: '123.45' });
 
     expect(storageWrite.deadLetters).toEqual(insertAll.deadLetters);
-    expect(new Set(Object.values(insertAll.deadLetters))).toEqual(new Set(['DECODE_FAILED', 'SCHEMA_NOT_FOUND', 'UNROUTED', 'BIGQUERY_ROW_INVALID', 'CONVERSION_FAILED']));
+    expect(new Set(Object.values(insertAll.deadLetters))).toEqual(
+      new Set(['DECODE_FAILED', 'SCHEMA_NOT_FOUND', 'UNROUTED', 'BIGQUERY_ROW_INVALID', 'CONVERSION_FAILED']),
+    );
     expect(Object.keys(insertAll.deadLetters)).toHaveLength(expected.length - good.length);
     expect(insertAll.writeApis).toEqual(['insert-all']);
     expect(storageWrite.writeApis).toEqual(['storage-write']);

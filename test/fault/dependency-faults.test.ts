@@ -91,7 +91,11 @@ describe.each(WRITE_APIS)('fault injection: dependencies (%s)', (writeApi) => {
     const refused = rig.writeRequests().filter((r) => r.rowErrorCount > 0);
     rig.report('poison-row', c, { batchRows: 500, requestsWithRowErrors: refused.length, rowsInThem: refused.reduce((n, r) => n + r.rowCount, 0) });
     expect(c.deadLettered).toBe(1);
-    expect(rig.h.deadLetters[0]?.attributes).toMatchObject({ tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_attempts: '1', tributary_source_message_id: poisonId });
+    expect(rig.h.deadLetters[0]?.attributes).toMatchObject({
+      tributary_error_code: 'BIGQUERY_ROW_INVALID',
+      tributary_attempts: '1',
+      tributary_source_message_id: poisonId,
+    });
     expect(c.lost).toEqual([]);
     expect(c.inserted).toBe(c.published - 1);
     expect(c.duplicates).toBe(0);

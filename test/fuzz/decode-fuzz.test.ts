@@ -73,7 +73,6 @@ function decodeOrFail(schema: CompiledSchema, data: Buffer): 'ok' | string {
   }
 }
 
-
 /** Mutations that target what decoders trust: counts, lengths, union indexes, the end. */
 const mutation = (len: number): fc.Arbitrary<(b: Buffer) => Buffer> =>
   fc.oneof(
@@ -88,7 +87,11 @@ const mutation = (len: number): fc.Arbitrary<(b: Buffer) => Buffer> =>
           Buffer.concat([b.subarray(0, at), varint(count), b.subarray(at)]),
     ),
     fc.nat(len).map((at) => (b: Buffer) => b.subarray(0, at)),
-    fc.record({ at: fc.nat(len), junk: fc.uint8Array({ maxLength: 16 }) }).map(({ at, junk }) => (b: Buffer) => Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at)])),
+    fc.record({ at: fc.nat(len), junk: fc.uint8Array({ maxLength: 16 }) }).map(
+      ({ at, junk }) =>
+        (b: Buffer) =>
+          Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at)]),
+    ),
   );
 
 describe('decoding hostile payloads', () => {

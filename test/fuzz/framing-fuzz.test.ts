@@ -35,8 +35,14 @@ const none: SchemaRegistry = {
   name: 'none',
   fetch: () => Promise.reject(new TributaryError('SCHEMA_NOT_FOUND', 'none')),
 };
-const index = new FingerprintIndex([{ name: 'fuzz', list: async () => texts.map((definition, i) => ({ source: String(i), definition })) }], { now: () => 0, minRefreshIntervalMs: 1e12 });
-const deps = { schemas: new SchemaCache(new FingerprintSchemaRegistry(none, index), 100, { hit() {}, miss() {}, fetched() {} }), embedded: new EmbeddedSchemaCache() };
+const index = new FingerprintIndex([{ name: 'fuzz', list: async () => texts.map((definition, i) => ({ source: String(i), definition })) }], {
+  now: () => 0,
+  minRefreshIntervalMs: 1e12,
+});
+const deps = {
+  schemas: new SchemaCache(new FingerprintSchemaRegistry(none, index), 100, { hit() {}, miss() {}, fetched() {} }),
+  embedded: new EmbeddedSchemaCache(),
+};
 
 const OUTCOMES = ['ok', 'DECODE_FAILED', 'SCHEMA_INVALID', 'SCHEMA_NOT_FOUND', 'NO_SCHEMA_REFERENCE', 'CONVERSION_FAILED'];
 
@@ -51,7 +57,11 @@ async function outcome(data: Buffer): Promise<string> {
   }
 }
 
-const treeValue = { label: 'root', children: [{ label: 'a', children: [], next: null }], next: { 'com.acme.fuzz.Node': { label: 'b', children: [], next: null } } };
+const treeValue = {
+  label: 'root',
+  children: [{ label: 'a', children: [], next: null }],
+  next: { 'com.acme.fuzz.Node': { label: 'b', children: [], next: null } },
+};
 const bodies: Array<[object, Buffer[]]> = [
   [metric, [0, 1, 2].map((i) => encode(metric, metricRecord(i)))],
   [accessV2, [0, 1].map((i) => encode(accessV2, { ...accessRecord(i), latency_ms: null }))],
@@ -77,7 +87,11 @@ const mutation = (len: number): fc.Arbitrary<(b: Buffer) => Buffer> =>
           Buffer.concat([b.subarray(0, at), varint(count), b.subarray(at)]),
     ),
     fc.nat(len).map((at) => (b: Buffer) => b.subarray(0, at)),
-    fc.record({ at: fc.nat(len), junk: fc.uint8Array({ maxLength: 16 }) }).map(({ at, junk }) => (b: Buffer) => Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at)])),
+    fc.record({ at: fc.nat(len), junk: fc.uint8Array({ maxLength: 16 }) }).map(
+      ({ at, junk }) =>
+        (b: Buffer) =>
+          Buffer.concat([b.subarray(0, at), Buffer.from(junk), b.subarray(at)]),
+    ),
   );
 
 describe('hostile container files and single-object payloads', () => {
@@ -142,7 +156,12 @@ describe('hostile container files and single-object payloads', () => {
   });
 
   it('a 10 MB container file of many records, and 10 MB of junk after each magic, decode or fail', async () => {
-    const big = buildContainer({ schema: metric, records: Array.from({ length: CONTAINER_LIMITS.maxRecords }, (_, i) => encode(metric, metricRecord(i))), codec: 'deflate', blockSize: 1000 });
+    const big = buildContainer({
+      schema: metric,
+      records: Array.from({ length: CONTAINER_LIMITS.maxRecords }, (_, i) => encode(metric, metricRecord(i))),
+      codec: 'deflate',
+      blockSize: 1000,
+    });
     expect(await outcome(big)).toBe('ok');
     const ones = Buffer.alloc(10 * 1024 * 1024, 0xff);
     const zeros = Buffer.alloc(10 * 1024 * 1024, 0x00);

@@ -42,7 +42,17 @@ const everything = {
     { name: 'tu', type: { type: 'long', logicalType: 'time-micros' } },
     { name: 'num', type: { type: 'bytes', logicalType: 'decimal', precision: 20, scale: 4 } },
     { name: 'bignum', type: { type: 'bytes', logicalType: 'decimal', precision: 50, scale: 20 } },
-    { name: 'rec', type: { type: 'record', name: 'Inner', fields: [{ name: 'x', type: ['null', 'long'], default: null }, { name: 'ys', type: { type: 'array', items: 'string' } }] } },
+    {
+      name: 'rec',
+      type: {
+        type: 'record',
+        name: 'Inner',
+        fields: [
+          { name: 'x', type: ['null', 'long'], default: null },
+          { name: 'ys', type: { type: 'array', items: 'string' } },
+        ],
+      },
+    },
     { name: 'recs', type: { type: 'array', items: 'Inner' } },
     { name: 'm', type: { type: 'map', values: 'long' } },
     { name: 'aa', type: { type: 'array', items: { type: 'array', items: 'int' } } },
@@ -73,7 +83,10 @@ function everythingRecord(i: number): Record<string, unknown> {
     num: Buffer.from([0x80, 0x00, 0x00, 0x01]),
     bignum: Buffer.from('7fffffffffffffffffffffffffffffffffff', 'hex'),
     rec: { x: i % 2 === 0 ? null : { long: 9_007_199_254_740_993n }, ys: ['a', 'b'] },
-    recs: [{ x: { long: -5n }, ys: [] }, { x: null, ys: ['c'] }],
+    recs: [
+      { x: { long: -5n }, ys: [] },
+      { x: null, ys: ['c'] },
+    ],
     m: { k1: 1n, k2: -(2n ** 63n) },
     aa: [[1, 2], [], [3]],
     u: i % 3 === 0 ? null : i % 3 === 1 ? { int: i } : { string: `s${i}` },
@@ -165,7 +178,10 @@ describe('Storage Write sink: what lands is what insertAll lands', () => {
     const rows = rowsOf(avro, make, 12);
 
     const insertAll = new BigQuerySink({ projectId: PROJECT, apiEndpoint: rest.url, timeoutMs: TIMEOUT_MS });
-    const inserted = await insertAll.write(viaInsertAll, rows.map((json, i) => insertAll.prepare(`m-${i}`, json)));
+    const inserted = await insertAll.write(
+      viaInsertAll,
+      rows.map((json, i) => insertAll.prepare(`m-${i}`, json)),
+    );
     expect(inserted.failures).toEqual([]);
     const written = await sink.write(viaStorage, prepared(rows));
     expect(written.failures).toEqual([]);
@@ -265,7 +281,13 @@ describe('Storage Write sink: per-row outcome', () => {
 
   it('a row the encoder cannot write is rejected alone and the rest of the batch is written', async () => {
     const table = newTable(simple);
-    const outcome = await sink.write(table, prepared([{ id: 'a', n: 'ten' }, { id: 'b', n: 2 }]));
+    const outcome = await sink.write(
+      table,
+      prepared([
+        { id: 'a', n: 'ten' },
+        { id: 'b', n: 2 },
+      ]),
+    );
     expect(outcome.failures).toEqual([{ index: 0, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID', reason: 'field "n": expected an integer, got "ten"' }]);
     expect(ids(table)).toEqual(['b']);
   });
@@ -357,8 +379,20 @@ describe('Storage Write sink: append errors', () => {
     try {
       const table = newTable(simple);
       const rows: Row[] = Array.from({ length: 4 }, (_, i) => ({ id: `${i}-${'x'.repeat(500)}` }));
-      expect((await failureOf(smallSink.write(table, rows.map((r, i) => smallSink.prepare(`m${i}`, r))))).code).toBe('REQUEST_TOO_LARGE');
-      const half = await smallSink.write(table, rows.slice(0, 2).map((r, i) => smallSink.prepare(`m${i}`, r)));
+      expect(
+        (
+          await failureOf(
+            smallSink.write(
+              table,
+              rows.map((r, i) => smallSink.prepare(`m${i}`, r)),
+            ),
+          )
+        ).code,
+      ).toBe('REQUEST_TOO_LARGE');
+      const half = await smallSink.write(
+        table,
+        rows.slice(0, 2).map((r, i) => smallSink.prepare(`m${i}`, r)),
+      );
       expect(half.failures).toEqual([]);
       const huge = await smallSink.write(table, [smallSink.prepare('big', { id: 'y'.repeat(2_000) })]);
       expect(huge.failures).toMatchObject([{ index: 0, kind: 'rejected', code: 'BIGQUERY_ROW_INVALID' }]);
@@ -381,7 +415,12 @@ describe('Storage Write sink: append errors', () => {
   });
 
   it('a row whose loose size bound is over the budget but which encodes small is written: a million booleans', async () => {
-    const table = newTable({ fields: [{ name: 'id', type: 'STRING', mode: 'NULLABLE' }, { name: 'flags', type: 'BOOLEAN', mode: 'REPEATED' }] });
+    const table = newTable({
+      fields: [
+        { name: 'id', type: 'STRING', mode: 'NULLABLE' },
+        { name: 'flags', type: 'BOOLEAN', mode: 'REPEATED' },
+      ],
+    });
     const flags = Array.from({ length: 1_000_000 }, (_, i) => i % 7 === 0);
     const row = sink.prepare('flags', { id: 'flags', flags });
     expect(row.bytes).toBe(sink.limits.maxRequestBytes);
@@ -449,10 +488,27 @@ describe('Storage Write sink: schema changes', () => {
   });
 
   it('a nested column added inside a RECORD lands too', async () => {
-    const nested: TableSchema = { fields: [{ name: 'id', type: 'STRING' }, { name: 'r', type: 'RECORD', fields: [{ name: 'a', type: 'STRING' }] }] };
+    const nested: TableSchema = {
+      fields: [
+        { name: 'id', type: 'STRING' },
+        { name: 'r', type: 'RECORD', fields: [{ name: 'a', type: 'STRING' }] },
+      ],
+    };
     const table = newTable(nested);
     await sink.write(table, prepared([{ id: '1', r: { a: 'x' } }]));
-    rest.setSchema(table, { fields: [nested.fields[0] as never, { name: 'r', type: 'RECORD', fields: [{ name: 'a', type: 'STRING' }, { name: 'b', type: 'DATE' }] }] });
+    rest.setSchema(table, {
+      fields: [
+        nested.fields[0] as never,
+        {
+          name: 'r',
+          type: 'RECORD',
+          fields: [
+            { name: 'a', type: 'STRING' },
+            { name: 'b', type: 'DATE' },
+          ],
+        },
+      ],
+    });
     await sink.write(table, prepared([{ id: '2', r: { a: 'y', b: '1969-07-20' } }]));
     expect(rest.rows(table).at(-1)?.json).toEqual({ id: '2', r: { a: 'y', b: '1969-07-20' } });
   });

@@ -32,7 +32,16 @@ const REV2 = routeTableFields(
       { name: 'region', type: ['null', 'string'], default: null },
       { name: 'tags', type: { type: 'array', items: 'string' } },
     ],
-    { source: { type: 'record', name: 'Source', fields: [{ name: 'host', type: 'string' }, { name: 'zone', type: ['null', 'string'], default: null }] } },
+    {
+      source: {
+        type: 'record',
+        name: 'Source',
+        fields: [
+          { name: 'host', type: 'string' },
+          { name: 'zone', type: ['null', 'string'], default: null },
+        ],
+      },
+    },
   ),
   METADATA,
 );
@@ -164,8 +173,21 @@ describe('BigQueryTables.evolve', () => {
     expect(server.callCount('tables.patch')).toBe(1);
 
     const bigquery = new BigQuery({ apiEndpoint: server.url, projectId: PROJECT, autoRetry: false });
-    const row = { ts: '2026-01-01T00:00:00Z', service: 's', status: 1, source: { host: 'h', zone: 'z' }, _message_id: 'm', _publish_time: '2026-01-01T00:00:00Z', region: 'eu', tags: ['a'] };
-    const insert = () => bigquery.dataset('logs').table('access').insert([{ insertId: 'm', json: row }], { raw: true, partialRetries: 0 });
+    const row = {
+      ts: '2026-01-01T00:00:00Z',
+      service: 's',
+      status: 1,
+      source: { host: 'h', zone: 'z' },
+      _message_id: 'm',
+      _publish_time: '2026-01-01T00:00:00Z',
+      region: 'eu',
+      tags: ['a'],
+    };
+    const insert = () =>
+      bigquery
+        .dataset('logs')
+        .table('access')
+        .insert([{ insertId: 'm', json: row }], { raw: true, partialRetries: 0 });
     await expect(insert()).rejects.toMatchObject({ name: 'PartialFailureError' });
     clock += 20_000;
     await insert();
@@ -186,7 +208,9 @@ describe('BigQueryTables.evolve', () => {
     const error = await failure(tables.evolve(ACCESS, 'rev3', REV3));
     expect(error.code).toBe('SCHEMA_INCOMPATIBLE');
     expect(error.errorClass).toBe('data');
-    expect(error.message).toBe('test-project.logs.access: field "status" is INT64 in the table but STRING in the record: BigQuery cannot change a column\'s type');
+    expect(error.message).toBe(
+      'test-project.logs.access: field "status" is INT64 in the table but STRING in the record: BigQuery cannot change a column\'s type',
+    );
     expect(server.callCount('tables.patch')).toBe(0);
     expect(server.tableInfo(ACCESS)).toEqual(before);
     expect(changes.map((c) => `${c.kind}/${c.result}`)).toEqual(['refused/ok']);
@@ -237,7 +261,11 @@ describe('BigQueryTables.evolve', () => {
 
   it('backs off a 403 rateLimitExceeded and succeeds once the window has room, never as a data error', async () => {
     const bigquery = new BigQuery({ apiEndpoint: server.url, projectId: PROJECT, autoRetry: false });
-    for (let i = 0; i < 5; i++) await bigquery.dataset('logs').table('access').setMetadata({ description: `d${i}` });
+    for (let i = 0; i < 5; i++)
+      await bigquery
+        .dataset('logs')
+        .table('access')
+        .setMetadata({ description: `d${i}` });
     const result = await adapter().evolve(ACCESS, 'rev2', REV2);
     expect(result.changed).toBe(true);
     expect(changes.filter((c) => c.result === 'rate-limited').length).toBeGreaterThan(0);

@@ -16,7 +16,15 @@ beforeEach(() => {
   registry = new ConfluentSchemaRegistry({ url: server.url, timeoutMs: 2000 });
 });
 
-const address = { type: 'record', name: 'Address', namespace: 'com.acme.common', fields: [{ name: 'city', type: 'string' }, { name: 'zone', type: 'Zone' }] };
+const address = {
+  type: 'record',
+  name: 'Address',
+  namespace: 'com.acme.common',
+  fields: [
+    { name: 'city', type: 'string' },
+    { name: 'zone', type: 'Zone' },
+  ],
+};
 const zone = { type: 'enum', name: 'Zone', namespace: 'com.acme.common', symbols: ['EU', 'US'] };
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -32,22 +40,30 @@ describe('Confluent schema references', () => {
   it('resolves references recursively into one self-contained schema', async () => {
     server.register(1, zone, { subject: 'zone-value' });
     server.register(2, address, { subject: 'address-value', references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] });
-    server.register(10, {
-      type: 'record',
-      name: 'Order',
-      namespace: 'com.acme.shop',
-      fields: [
-        { name: 'id', type: 'long' },
-        { name: 'ship_to', type: 'com.acme.common.Address' },
-        { name: 'bill_to', type: ['null', 'com.acme.common.Address'], default: null },
-        { name: 'origin', type: 'com.acme.common.Zone' },
-      ],
-    }, { references: [{ name: 'com.acme.common.Address', subject: 'address-value', version: 1 }] });
+    server.register(
+      10,
+      {
+        type: 'record',
+        name: 'Order',
+        namespace: 'com.acme.shop',
+        fields: [
+          { name: 'id', type: 'long' },
+          { name: 'ship_to', type: 'com.acme.common.Address' },
+          { name: 'bill_to', type: ['null', 'com.acme.common.Address'], default: null },
+          { name: 'origin', type: 'com.acme.common.Zone' },
+        ],
+      },
+      { references: [{ name: 'com.acme.common.Address', subject: 'address-value', version: 1 }] },
+    );
 
     const text = await registry.fetch({ kind: 'confluent', id: 10 });
     const schema = JSON.parse(text) as { fields: Array<{ name: string; type: unknown }> };
     // inlined where first used, by full name afterwards
-    expect(schema.fields[1]?.type).toMatchObject({ type: 'record', name: 'Address', fields: [{ name: 'city' }, { name: 'zone', type: { type: 'enum', name: 'Zone' } }] });
+    expect(schema.fields[1]?.type).toMatchObject({
+      type: 'record',
+      name: 'Address',
+      fields: [{ name: 'city' }, { name: 'zone', type: { type: 'enum', name: 'Zone' } }],
+    });
     expect(schema.fields[2]?.type).toEqual(['null', 'com.acme.common.Address']);
     expect(schema.fields[3]?.type).toBe('com.acme.common.Zone');
     const compiled = compileSchema('confluent:10', text);
@@ -66,8 +82,16 @@ describe('Confluent schema references', () => {
   });
 
   it('refuses a reference cycle and a chain deeper than the limit with SCHEMA_INVALID', async () => {
-    server.register(1, { type: 'record', name: 'A', fields: [{ name: 'b', type: ['null', 'B'] }] }, { subject: 'a', references: [{ name: 'B', subject: 'b', version: 1 }] });
-    server.register(2, { type: 'record', name: 'B', fields: [{ name: 'a', type: ['null', 'A'] }] }, { subject: 'b', references: [{ name: 'A', subject: 'a', version: 1 }] });
+    server.register(
+      1,
+      { type: 'record', name: 'A', fields: [{ name: 'b', type: ['null', 'B'] }] },
+      { subject: 'a', references: [{ name: 'B', subject: 'b', version: 1 }] },
+    );
+    server.register(
+      2,
+      { type: 'record', name: 'B', fields: [{ name: 'a', type: ['null', 'A'] }] },
+      { subject: 'b', references: [{ name: 'A', subject: 'a', version: 1 }] },
+    );
     await expect(registry.fetch({ kind: 'confluent', id: 1 })).rejects.toThrow(/reference cycle: b\/1 -> a\/1 -> b\/1/);
 
     for (let i = 0; i <= MAX_REFERENCE_DEPTH + 1; i++) {
@@ -79,7 +103,11 @@ describe('Confluent schema references', () => {
   });
 
   it('a missing referenced version is SCHEMA_NOT_FOUND; an unavailable registry stays retryable and is not cached', async () => {
-    server.register(10, { type: 'record', name: 'A', fields: [{ name: 'z', type: 'com.acme.common.Zone' }] }, { references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] });
+    server.register(
+      10,
+      { type: 'record', name: 'A', fields: [{ name: 'z', type: 'com.acme.common.Zone' }] },
+      { references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] },
+    );
     expect(await codeOf(registry.fetch({ kind: 'confluent', id: 10 }))).toBe('SCHEMA_NOT_FOUND');
     server.register(1, zone, { subject: 'zone-value' });
     server.failNext(1, 503);
@@ -90,7 +118,11 @@ describe('Confluent schema references', () => {
   it('lists every version of a subject for the fingerprint index, references resolved', async () => {
     server.register(1, zone, { subject: 'zone-value' });
     server.register(2, address, { subject: 'address-value', references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] });
-    server.register(3, { ...address, fields: [...address.fields, { name: 'street', type: ['null', 'string'], default: null }] }, { subject: 'address-value', references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] });
+    server.register(
+      3,
+      { ...address, fields: [...address.fields, { name: 'street', type: ['null', 'string'], default: null }] },
+      { subject: 'address-value', references: [{ name: 'com.acme.common.Zone', subject: 'zone-value', version: 1 }] },
+    );
     const listed = await confluentSubjectSource(registry, ['address-value']).list();
     expect(listed.map((s) => s.source)).toEqual(['confluent:address-value/1', 'confluent:address-value/2']);
     for (const s of listed) expect(() => compileSchema(s.source, s.definition)).not.toThrow();

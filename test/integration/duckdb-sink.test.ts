@@ -47,7 +47,11 @@ function decodedRow(schema: AvroSchema, record: Record<string, unknown>): Row {
 }
 
 function accessRow(i: number): Row {
-  return { ...decodedRow(accessV2, accessRecord(i, { latency_ms: i % 2 ? null : { double: i / 8 } })), _message_id: `m-${i}`, _publish_time: '2025-11-24T16:00:00.000000Z' };
+  return {
+    ...decodedRow(accessV2, accessRecord(i, { latency_ms: i % 2 ? null : { double: i / 8 } })),
+    _message_id: `m-${i}`,
+    _publish_time: '2025-11-24T16:00:00.000000Z',
+  };
 }
 
 interface InsertRow {
@@ -57,7 +61,10 @@ interface InsertRow {
 
 /** A write of rows as the route makes it: each prepared by the sink, then sent. */
 async function insert(s: DuckDbSink, table: TableRef, batch: InsertRow[]): Promise<{ failures: RowFailure[] }> {
-  const outcome = await s.write(table, batch.map((r) => s.prepare(r.insertId, r.json)));
+  const outcome = await s.write(
+    table,
+    batch.map((r) => s.prepare(r.insertId, r.json)),
+  );
   return { failures: [...outcome.failures] };
 }
 
@@ -262,8 +269,10 @@ ${extraYaml}`,
       { name: 'wide', type: 'BIGNUMERIC', mode: 'NULLABLE', precision: '38', scale: '20' },
       { name: 'grid', type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'value', type: 'INTEGER', mode: 'REPEATED' }] },
     ]);
-    expect(parseDuckType('ENUM(\'a\', \'b\')[]')).toEqual({ kind: 'list', item: { kind: 'scalar', name: 'ENUM' } });
-    const { failures } = await insert(s, { projectId: 'p-1234', datasetId: 'logs', tableId: 'external' }, [{ insertId: 'e1', json: { id: 1, tags: ['a'], attrs: [{ key: 'k', value: 7 }], point: { 'x y': 1.5, select: null } } }]);
+    expect(parseDuckType("ENUM('a', 'b')[]")).toEqual({ kind: 'list', item: { kind: 'scalar', name: 'ENUM' } });
+    const { failures } = await insert(s, { projectId: 'p-1234', datasetId: 'logs', tableId: 'external' }, [
+      { insertId: 'e1', json: { id: 1, tags: ['a'], attrs: [{ key: 'k', value: 7 }], point: { 'x y': 1.5, select: null } } },
+    ]);
     expect(failures).toEqual([]);
     expect(await s.query(`SELECT attrs['k'] AS k FROM logs.external`)).toEqual([{ k: 7 }]);
   });
@@ -272,15 +281,23 @@ ${extraYaml}`,
     const s = await open();
     await insert(s, TYPES, [{ insertId: 'c1', json: { id: 'before' } }]);
     await s.query('ALTER TABLE logs.types ADD COLUMN extra VARCHAR');
-    expect((await insert(s, TYPES, [{ insertId: 'c2', json: { id: 'early', extra: 'x' } }])).failures[0]).toMatchObject({ reason: expect.stringMatching(/no such field: extra/) });
+    expect((await insert(s, TYPES, [{ insertId: 'c2', json: { id: 'early', extra: 'x' } }])).failures[0]).toMatchObject({
+      reason: expect.stringMatching(/no such field: extra/),
+    });
     expect((await s.getTableSchema(TYPES)).fields.at(-1)).toEqual({ name: 'extra', type: 'STRING', mode: 'NULLABLE' });
     expect(await insert(s, TYPES, [{ insertId: 'c3', json: { id: 'after', extra: 'x' } }])).toEqual({ failures: [] });
   });
 
   it('says in one line what is wrong when the module, the file or a table definition is unusable', async () => {
-    const missing = await DuckDbSink.open({ path: join(dir, 'x.duckdb'), definitions: [], loadModule: () => import(['@duckdb', 'not-installed'].join('/')) }).catch((e: unknown) => e);
+    const missing = await DuckDbSink.open({
+      path: join(dir, 'x.duckdb'),
+      definitions: [],
+      loadModule: () => import(['@duckdb', 'not-installed'].join('/')),
+    }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(DuckDbUnavailableError);
-    expect((missing as Error).message).toMatch(/^sink: duckdb needs the optional dependency @duckdb\/node-api, which cannot be loaded .*npm install @duckdb\/node-api$/);
+    expect((missing as Error).message).toMatch(
+      /^sink: duckdb needs the optional dependency @duckdb\/node-api, which cannot be loaded .*npm install @duckdb\/node-api$/,
+    );
     expect((missing as Error).message).not.toContain('\n');
 
     await writeFile(join(dir, 'metric.avsc'), JSON.stringify({ ...metric, type: 'enum' }));
@@ -293,7 +310,10 @@ ${extraYaml}`,
     expect((unreadable as Error).message).toMatch(/duckdb\.tables\.metric: cannot read .*nothing\.avsc \(ENOENT\)/);
 
     sink = await open();
-    const locked = await DuckDbSink.open({ path: ':memory:', definitions: [{ route: 'x', table: ACCESS, source: 'inline', schema: { fields: [{ name: 'a', type: 'RECORD', fields: [] }] } }] }).catch((e: unknown) => e);
+    const locked = await DuckDbSink.open({
+      path: ':memory:',
+      definitions: [{ route: 'x', table: ACCESS, source: 'inline', schema: { fields: [{ name: 'a', type: 'RECORD', fields: [] }] } }],
+    }).catch((e: unknown) => e);
     expect(locked).toBeInstanceOf(DuckDbUnavailableError);
   });
 
@@ -302,7 +322,11 @@ ${extraYaml}`,
     const accessV3 = { ...accessV2, fields: [...accessV2.fields, { name: 'region', type: ['null', 'string'], default: null }] } as unknown as AvroSchema;
     const { diff } = await s.evolve(ACCESS, 'v3', routeTableFields(accessV3, { messageId: '_message_id', publishTime: '_publish_time' }));
     expect(diff.additions.map((a) => a.path)).toEqual(['region']);
-    const v3Row = { ...decodedRow(accessV3, { ...accessRecord(9, { latency_ms: null }), region: { string: 'eu-west1' } }), _message_id: 'm-9', _publish_time: '2025-11-24T16:00:00.000000Z' };
+    const v3Row = {
+      ...decodedRow(accessV3, { ...accessRecord(9, { latency_ms: null }), region: { string: 'eu-west1' } }),
+      _message_id: 'm-9',
+      _publish_time: '2025-11-24T16:00:00.000000Z',
+    };
     expect(await insert(s, ACCESS, [{ insertId: 'm-9', json: v3Row }])).toEqual({ failures: [] });
     expect(await s.query(`SELECT region FROM logs.access WHERE _message_id = 'm-9'`)).toEqual([{ region: 'eu-west1' }]);
 
@@ -310,7 +334,15 @@ ${extraYaml}`,
     const desired: TableField[] = [
       ...typesSchema.map((f): TableField => {
         if (f.name === 'id') return { ...f, mode: 'NULLABLE' };
-        if (f.name === 'nested') return { ...f, fields: [...(f.fields ?? []), { name: 'note', type: 'STRING', mode: 'REQUIRED' }, { name: 'deep', type: 'RECORD', fields: [{ name: 'x', type: 'INT64' }] }] };
+        if (f.name === 'nested')
+          return {
+            ...f,
+            fields: [
+              ...(f.fields ?? []),
+              { name: 'note', type: 'STRING', mode: 'REQUIRED' },
+              { name: 'deep', type: 'RECORD', fields: [{ name: 'x', type: 'INT64' }] },
+            ],
+          };
         return f;
       }),
       { name: 'geo', type: 'RECORD', mode: 'REQUIRED', fields: [{ name: 'lat', type: 'FLOAT64', mode: 'REQUIRED' }] },
@@ -334,7 +366,9 @@ ${extraYaml}`,
         { insertId: 'e2', json: { id: 'old-shape' } },
       ]),
     ).toEqual({ failures: [] });
-    const landed = await s.query(`SELECT id, nested[1].note AS note, nested[1].deep.x::INTEGER AS x, geo.lat AS lat, labels FROM logs.types ORDER BY id NULLS FIRST`);
+    const landed = await s.query(
+      `SELECT id, nested[1].note AS note, nested[1].deep.x::INTEGER AS x, geo.lat AS lat, labels FROM logs.types ORDER BY id NULLS FIRST`,
+    );
     expect(landed).toEqual([
       { id: null, note: 'n', x: 5, lat: 1.5, labels: ['a', 'b'] },
       { id: 'old-shape', note: null, x: null, lat: null, labels: [] },

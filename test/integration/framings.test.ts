@@ -39,7 +39,11 @@ describe('all four framings on one subscription', () => {
     const dir = await mkdtemp(join(tmpdir(), 'tributary-framings-'));
     const nested = { type: 'record', name: 'Nested', namespace: 'com.acme.logs', fields: [{ name: 'xs', type: { type: 'array', items: ['null', 'long'] } }] };
     await writeFile(join(dir, 'unused.avsc'), JSON.stringify(nested));
-    for (const [name, schema] of [['access', accessV2], ['audit', audit], ['metric', metric]] as const) {
+    for (const [name, schema] of [
+      ['access', accessV2],
+      ['audit', audit],
+      ['metric', metric],
+    ] as const) {
       const table = tableSchemaFor(schema);
       h.bigquery.createTable(h.table(name), { fields: [...table.fields, INDEX_FIELD] });
     }
@@ -63,7 +67,11 @@ routes:
     for (let i = 0; i < 10; i++) {
       messages.push({
         data: encode(audit, auditRecord(i)),
-        attributes: { googclient_schemaname: `projects/test-project/schemas/${schemaName}`, googclient_schemarevisionid: auditRev.revisionId, googclient_schemaencoding: 'BINARY' },
+        attributes: {
+          googclient_schemaname: `projects/test-project/schemas/${schemaName}`,
+          googclient_schemarevisionid: auditRev.revisionId,
+          googclient_schemaencoding: 'BINARY',
+        },
       });
       messages.push({ data: Buffer.concat([encodeConfluentHeader(3), encode(metric, metricRecord(i))]) });
       messages.push({ data: Buffer.concat([Buffer.from([0xc3, 0x01]), accessFp, encode(accessV2, { ...accessRecord(i), latency_ms: null })]) });
@@ -74,7 +82,10 @@ routes:
     // One container file whose second record can never be a row: the whole message is dead-lettered.
     // (a Metric with an extra array of nullable strings: [] converts, [null] cannot be a BigQuery array)
     const poison = { ...metric, fields: [...metric.fields, { name: 'tags', type: { type: 'array', items: ['null', 'string'] } }] };
-    const poisonRecords = [Buffer.concat([encode(metric, metricRecord(1)), Buffer.from([0x00])]), Buffer.concat([encode(metric, metricRecord(2)), Buffer.from([0x02, 0x00, 0x00])])];
+    const poisonRecords = [
+      Buffer.concat([encode(metric, metricRecord(1)), Buffer.from([0x00])]),
+      Buffer.concat([encode(metric, metricRecord(2)), Buffer.from([0x02, 0x00, 0x00])]),
+    ];
     messages.push({ data: buildContainer({ schema: poison, records: poisonRecords }) });
     const poisonIndex = messages.length - 1;
 
@@ -96,7 +107,10 @@ routes:
       const n = expectedRows.get(String(index));
       if (n === undefined || n === 1) {
         // one record: insertId is the message id
-        expect(insertIds.filter((x) => x === id), `message ${index}`).toHaveLength(1);
+        expect(
+          insertIds.filter((x) => x === id),
+          `message ${index}`,
+        ).toHaveLength(1);
       } else {
         const mine = rows.filter((r) => r.json._message_id === id);
         expect(mine.map((r) => r.insertId).sort()).toEqual(Array.from({ length: n }, (_, k) => `${id}:${k}`).sort());
@@ -115,7 +129,8 @@ routes:
     expect(dead.data.equals(messages[poisonIndex]!.data)).toBe(true);
 
     const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
-    for (const framing of ['pubsub-schema', 'confluent', 'single-object']) expect(metricValue(samples, 'tributary_messages_received_total', { framing })).toBe(10);
+    for (const framing of ['pubsub-schema', 'confluent', 'single-object'])
+      expect(metricValue(samples, 'tributary_messages_received_total', { framing })).toBe(10);
     expect(metricValue(samples, 'tributary_messages_received_total', { framing: 'container-file' })).toBe(11);
     expect(metricValue(samples, 'tributary_embedded_schema_bytes_total', { route: 'metric' })).toBeGreaterThan(10 * JSON.stringify(metric).length);
     // Every message was settled once, none nacked: nothing comes back.
@@ -180,13 +195,21 @@ routes:
       await h.pullDeadLetters(100);
       return h.bigquery.rows(h.table('metric')).length === 2 && h.deadLetters.length === 1;
     });
-    expect(h.bigquery.rows(h.table('metric')).map((r) => r.insertId).sort()).toEqual([`${id}:0`, `${id}:2`]);
+    expect(
+      h.bigquery
+        .rows(h.table('metric'))
+        .map((r) => r.insertId)
+        .sort(),
+    ).toEqual([`${id}:0`, `${id}:2`]);
     const dead = h.deadLetters[0]!;
     expect(dead.attributes).toMatchObject({ tributary_error_code: 'BIGQUERY_ROW_INVALID', tributary_source_message_id: `${id}:1` });
     expect(dead.data.equals(file)).toBe(true);
     await until('the message settled', async () => {
       const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
-      return (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'acked' }) ?? 0) === 2 && (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'dead-lettered' }) ?? 0) === 1;
+      return (
+        (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'acked' }) ?? 0) === 2 &&
+        (metricValue(samples, 'tributary_messages_settled_total', { outcome: 'dead-lettered' }) ?? 0) === 1
+      );
     });
     // acked: nothing is redelivered to the subscription
     const samples = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());

@@ -50,7 +50,9 @@ routes:
       { data: frame(1, Buffer.from([0x02])), attributes: { log_type: 'access', ...manyAttributes } },
     ];
     const good = Array.from({ length: 40 }, (_, i) =>
-      i % 2 === 0 ? { data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } } : { data: frame(3, encode(metric, metricRecord(i))), attributes: { log_type: 'metric' } },
+      i % 2 === 0
+        ? { data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } }
+        : { data: frame(3, encode(metric, metricRecord(i))), attributes: { log_type: 'metric' } },
     );
     const published = await h.publish([...poison, ...good]);
     const { deadLettered } = await h.expectConservation(published, [h.table('access'), h.table('metric')]);
@@ -83,7 +85,9 @@ routes:
   access: { match: [access], table: $DATASET.access, batch: { maxDelayMs: 50 }, ${metadata} }
 `);
     const frame = (id: number, body: Buffer): Buffer => Buffer.concat([encodeConfluentHeader(id), body]);
-    const good = await h.publish(Array.from({ length: 10 }, (_, i) => ({ data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } })));
+    const good = await h.publish(
+      Array.from({ length: 10 }, (_, i) => ({ data: frame(1, encode(accessV1, accessRecord(i))), attributes: { log_type: 'access' } })),
+    );
     // Garbage answers until some have been seen: the messages are retried and nacked, never dead-lettered.
     await until('the registry to have answered garbage three times', () => registry.requests.length >= 3, 20_000);
     expect(await h.pullDeadLetters(300)).toEqual([]);

@@ -51,9 +51,15 @@ routes:
   });
 
   const access = (n: number): Array<{ data: Buffer; attributes: Record<string, string> }> =>
-    Array.from({ length: n }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } }));
+    Array.from({ length: n }, (_, i) => ({
+      data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+      attributes: { log_type: 'access' },
+    }));
   const audits = (n: number): Array<{ data: Buffer; attributes: Record<string, string> }> =>
-    Array.from({ length: n }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(2), encode(audit, auditRecord(i))]), attributes: { log_type: 'audit' } }));
+    Array.from({ length: n }, (_, i) => ({
+      data: Buffer.concat([encodeConfluentHeader(2), encode(audit, auditRecord(i))]),
+      attributes: { log_type: 'audit' },
+    }));
 
   it('counts what flowed: received, settled, rows, billed bytes, age at settle, schema cache, process', async () => {
     await h.publish([...access(20), ...audits(10)]);
@@ -94,7 +100,10 @@ routes:
   it('shows messages in flight and their age while inserts are slow', async () => {
     h.writeLatency(1500);
     await h.publish(access(10));
-    const m = await until(scrape, (s) => (value(s, 'tributary_in_flight_messages') ?? 0) === 10 && (value(s, 'tributary_oldest_in_flight_message_age_seconds') ?? 0) > 0.1);
+    const m = await until(
+      scrape,
+      (s) => (value(s, 'tributary_in_flight_messages') ?? 0) === 10 && (value(s, 'tributary_oldest_in_flight_message_age_seconds') ?? 0) > 0.1,
+    );
     expect(value(m, 'tributary_in_flight_bytes')).toBeGreaterThan(10 * 50);
     await h.bigquery.waitForRows(h.table('access'), 10, 15_000);
     await until(scrape, (s) => value(s, 'tributary_in_flight_messages') === 0);

@@ -28,7 +28,10 @@ describe('pipeline through the emulator into the BigQuery test server', () => {
     const rev1 = await createAvroSchema(h.pubsub, schemaName, accessV1);
     const rev2 = await commitSchemaRevision(h.pubsub, schemaName, accessV2);
     expect(rev1.revisionId).not.toBe(rev2.revisionId);
-    const binaryTopic = await createSchemaTopic(h.pubsub, uniqueName('schema-topic'), schemaName, 'BINARY', { firstRevisionId: rev1.revisionId, lastRevisionId: rev2.revisionId });
+    const binaryTopic = await createSchemaTopic(h.pubsub, uniqueName('schema-topic'), schemaName, 'BINARY', {
+      firstRevisionId: rev1.revisionId,
+      lastRevisionId: rev2.revisionId,
+    });
     const jsonTopic = await createSchemaTopic(h.pubsub, uniqueName('json-topic'), schemaName, 'JSON');
     const [binarySub] = await binaryTopic.createSubscription(uniqueName('binary-sub'));
     const [jsonSub] = await jsonTopic.createSubscription(uniqueName('json-sub'));
@@ -96,7 +99,12 @@ routes:
     registry.register(1, accessV1);
     registry.register(2, audit);
     registry.register(3, metric);
-    for (const [name, schema] of [['access', accessV1], ['audit', audit], ['metric', metric]] as const) h.bigquery.createTable(h.table(name), tableSchemaFor(schema));
+    for (const [name, schema] of [
+      ['access', accessV1],
+      ['audit', audit],
+      ['metric', metric],
+    ] as const)
+      h.bigquery.createTable(h.table(name), tableSchemaFor(schema));
 
     await h.startWorker(`
 registry:
@@ -122,7 +130,10 @@ routes:
     expect(h.bigquery.rows(h.table('access'))).toHaveLength(30);
     expect(h.bigquery.rows(h.table('audit'))).toHaveLength(30);
     expect(h.bigquery.rows(h.table('metric'))).toHaveLength(30);
-    expect(h.bigquery.rows(h.table('audit')).find((r) => r.json.actor === 'user-0')?.json).toMatchObject({ amount: '123.45', ts: '2025-11-24T16:00:00.000000Z' });
+    expect(h.bigquery.rows(h.table('audit')).find((r) => r.json.actor === 'user-0')?.json).toMatchObject({
+      amount: '123.45',
+      ts: '2025-11-24T16:00:00.000000Z',
+    });
     expect(registry.requests.every((r) => r.authorization === `Basic ${Buffer.from('svc:s3cret').toString('base64')}`)).toBe(true);
     // one fetch per id despite 30 concurrent messages of each
     expect(registry.requests.map((r) => r.path).sort()).toEqual(['/schemas/ids/1', '/schemas/ids/2', '/schemas/ids/3']);
@@ -138,9 +149,16 @@ routing: { from: record-name }
 routes:
   metric: { match: [com.acme.logs.Metric], table: $DATASET.metric, batch: { maxDelayMs: 50 }, ${metadata} }
 `);
-    const published = await h.publish(Array.from({ length: 25 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(3), encode(metric, metricRecord(i))]) })));
+    const published = await h.publish(
+      Array.from({ length: 25 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(3), encode(metric, metricRecord(i))]) })),
+    );
     await h.expectConservation(published, [h.table('metric')]);
-    expect(h.bigquery.rows(h.table('metric')).map((r) => r.json.value).sort()).toContain(1.5);
+    expect(
+      h.bigquery
+        .rows(h.table('metric'))
+        .map((r) => r.json.value)
+        .sort(),
+    ).toContain(1.5);
   });
 
   it('dead-letters a poison row among 500 on the first attempt; the 499 land with the same insertIds', async () => {
@@ -156,7 +174,10 @@ routes:
 `);
     // Row 137 passes pre-validation but BigQuery calls it invalid (as it does for values only it
     // can judge); the test server is told to.
-    const messages = Array.from({ length: 500 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i, i === 137 ? { path: 'POISON' } : {}))]), attributes: { log_type: 'access' } }));
+    const messages = Array.from({ length: 500 }, (_, i) => ({
+      data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i, i === 137 ? { path: 'POISON' } : {}))]),
+      attributes: { log_type: 'access' },
+    }));
     h.bigquery.rejectRow((row) => (row.json.path === 'POISON' ? { location: 'path', message: 'Invalid value: POISON' } : null));
     const published = await h.publish(messages);
     const { deadLettered } = await h.expectConservation(published, [table]);
@@ -216,7 +237,9 @@ registry: { kind: directory, directory: ${dir} }
 routes:
   access: { match: [access], table: $DATASET.access, batch: { maxDelayMs: 50 }, ${metadata} }
 `);
-    const published = await h.publish([0, 1, 2].map((i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
+    const published = await h.publish(
+      [0, 1, 2].map((i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })),
+    );
     const { deadLettered } = await h.expectConservation(published, [h.table('access')]);
     expect(deadLettered).toHaveLength(1);
     expect(deadLettered[0]?.attributes.tributary_error_code).toBe('ROW_INVALID');
@@ -234,7 +257,12 @@ registry: { kind: directory, directory: ${dir} }
 routes:
   access: { match: [access], table: $DATASET.access, batch: { maxRows: 100, maxDelayMs: 50 }, maxInFlightBatches: 1, ${metadata} }
 `);
-    const published = await h.publish(Array.from({ length: 40 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
+    const published = await h.publish(
+      Array.from({ length: 40 }, (_, i) => ({
+        data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+        attributes: { log_type: 'access' },
+      })),
+    );
     const { deadLettered } = await h.expectConservation(published, [h.table('access')]);
     expect(deadLettered).toEqual([]);
     const failed = h.bigquery.requests.filter((r) => r.status === 503);

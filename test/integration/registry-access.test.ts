@@ -48,7 +48,12 @@ routes:
   });
 
   it('nacks and redelivers with readiness failing and one loud error, then inserts everything once the registry lets it read', async () => {
-    const published = await h.publish(Array.from({ length: 5 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]), attributes: { log_type: 'access' } })));
+    const published = await h.publish(
+      Array.from({ length: 5 }, (_, i) => ({
+        data: Buffer.concat([encodeConfluentHeader(1), encode(accessV1, accessRecord(i))]),
+        attributes: { log_type: 'access' },
+      })),
+    );
 
     let ready = await get('/readyz');
     await until('readiness to fail on the registry', async () => {
@@ -63,7 +68,9 @@ routes:
     // Nacked and redelivered: the registry is asked again and again, far beyond one message's retries.
     await until('redeliveries', () => registry.requests.length >= 20);
     const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text());
-    expect(value(metrics, 'tributary_messages_settled_total', { route: 'unrouted', outcome: 'nacked', code: 'REGISTRY_ACCESS_DENIED' })).toBeGreaterThanOrEqual(5);
+    expect(value(metrics, 'tributary_messages_settled_total', { route: 'unrouted', outcome: 'nacked', code: 'REGISTRY_ACCESS_DENIED' })).toBeGreaterThanOrEqual(
+      5,
+    );
     expect(await h.pullDeadLetters(300)).toEqual([]);
     // Loud, not a log line per message: one error for the standing fault.
     const refusals = log.errors.filter((e) => e.message.includes('refuses the worker'));

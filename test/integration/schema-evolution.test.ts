@@ -84,7 +84,11 @@ routes:
     await h.startWorker(route());
     const messages = [];
     for (let i = 0; i < 40; i++) {
-      messages.push(i % 4 === 0 ? { data: frame(3, encode(accessRev3, { ...accessRecord(i), status: 'two hundred' })) } : { data: frame(1, encode(accessV1, accessRecord(i))) });
+      messages.push(
+        i % 4 === 0
+          ? { data: frame(3, encode(accessRev3, { ...accessRecord(i), status: 'two hundred' })) }
+          : { data: frame(1, encode(accessV1, accessRecord(i))) },
+      );
     }
     const published = await h.publish(messages);
     const { deadLettered } = await h.expectConservation(published, [table]);
@@ -148,7 +152,9 @@ routing: { from: record-name }
 routes:
   access: { match: [com.acme.logs.Access], table: $DATASET.access, batch: { maxRows: 50, maxDelayMs: 50 }, schemaEvolution: add-columns, ${metadata} }
 `);
-    const published = await h.publish(Array.from({ length: 30 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(2), encode(accessRev2, rev2Record(i))]) })));
+    const published = await h.publish(
+      Array.from({ length: 30 }, (_, i) => ({ data: Buffer.concat([encodeConfluentHeader(2), encode(accessRev2, rev2Record(i))]) })),
+    );
     const started = Date.now();
     const { deadLettered } = await h.expectConservation(published, [table], 80_000);
     expect(deadLettered).toEqual([]);

@@ -177,7 +177,12 @@ describe('Storage Write test server, driven by the managed writer', () => {
 
   it('refuses requests over the size limit with INVALID_ARGUMENT and no row errors', async () => {
     const small = await startStorageWriteTestServer({ tables: rest, maxRequestBytes: 2_000 });
-    const smallClient = new managedwriter.WriterClient({ projectId: PROJECT, apiEndpoint: '127.0.0.1', port: small.port, sslCreds: gax.grpc.credentials.createInsecure() as never });
+    const smallClient = new managedwriter.WriterClient({
+      projectId: PROJECT,
+      apiEndpoint: '127.0.0.1',
+      port: small.port,
+      sslCreds: gax.grpc.credentials.createInsecure() as never,
+    });
     try {
       const connection = await smallClient.createStreamConnection({ streamId: managedwriter.DefaultStream, destinationTable: DEST });
       connection.onConnectionError(() => undefined);

@@ -598,9 +598,7 @@ function checkScalar(type: string, value: unknown, field: TableField, path: stri
       if (typeof value === 'number') seconds = value;
       else if (typeof value === 'string' && NUMBER_STRING_RE.test(value)) seconds = Number(value);
       if (seconds !== null) {
-        return Number.isFinite(seconds) && seconds >= TIMESTAMP_MIN_SECONDS && seconds < TIMESTAMP_MAX_SECONDS
-          ? null
-          : bad('timestamp (out of range)');
+        return Number.isFinite(seconds) && seconds >= TIMESTAMP_MIN_SECONDS && seconds < TIMESTAMP_MAX_SECONDS ? null : bad('timestamp (out of range)');
       }
       if (typeof value !== 'string') return bad('timestamp');
       const m = TIMESTAMP_RE.exec(value.trim());
@@ -665,12 +663,7 @@ interface RecordCheck {
   cleaned: Record<string, unknown>;
 }
 
-function checkRecord(
-  value: Record<string, unknown>,
-  fields: TableField[],
-  prefix: string,
-  ignoreUnknownValues: boolean,
-): RecordCheck {
+function checkRecord(value: Record<string, unknown>, fields: TableField[], prefix: string, ignoreUnknownValues: boolean): RecordCheck {
   const errors: CellError[] = [];
   const cleaned: Record<string, unknown> = {};
   const byName = new Map<string, TableField>();
@@ -702,12 +695,7 @@ function checkRecord(
   return { errors, cleaned };
 }
 
-function checkCell(
-  cell: unknown,
-  field: TableField,
-  path: string,
-  ignoreUnknownValues: boolean,
-): { errors: CellError[]; cleaned: unknown } {
+function checkCell(cell: unknown, field: TableField, path: string, ignoreUnknownValues: boolean): { errors: CellError[]; cleaned: unknown } {
   const mode = field.mode ?? 'NULLABLE';
   if (cell === null || cell === undefined) {
     if (mode === 'REQUIRED') return { errors: [{ location: path, message: `Missing required field: ${path}.` }], cleaned: cell };
@@ -739,12 +727,7 @@ function checkCell(
   return checkSingle(cell, field, path, ignoreUnknownValues);
 }
 
-function checkSingle(
-  value: unknown,
-  field: TableField,
-  path: string,
-  ignoreUnknownValues: boolean,
-): { errors: CellError[]; cleaned: unknown } {
+function checkSingle(value: unknown, field: TableField, path: string, ignoreUnknownValues: boolean): { errors: CellError[]; cleaned: unknown } {
   if (field.type === 'RECORD') {
     if (!isRecord(value)) {
       return { errors: [{ location: path, message: `This field: ${path} is a record; value must be a JSON object.` }], cleaned: value };
@@ -760,7 +743,18 @@ function checkSingle(
 
 const PARTITION_TYPES: ReadonlySet<string> = new Set(['DAY', 'HOUR', 'MONTH', 'YEAR']);
 const PARTITION_FIELD_TYPES: ReadonlySet<string> = new Set(['TIMESTAMP', 'DATE', 'DATETIME']);
-const CLUSTERING_TYPES: ReadonlySet<string> = new Set(['STRING', 'INTEGER', 'NUMERIC', 'BIGNUMERIC', 'BOOLEAN', 'DATE', 'DATETIME', 'TIMESTAMP', 'GEOGRAPHY', 'RANGE']);
+const CLUSTERING_TYPES: ReadonlySet<string> = new Set([
+  'STRING',
+  'INTEGER',
+  'NUMERIC',
+  'BIGNUMERIC',
+  'BOOLEAN',
+  'DATE',
+  'DATETIME',
+  'TIMESTAMP',
+  'GEOGRAPHY',
+  'RANGE',
+]);
 const MAX_CLUSTERING_FIELDS = 4;
 
 function topLevelField(schema: TableSchema, name: string): TableField | undefined {
@@ -1361,7 +1355,10 @@ class TestServer implements BigQueryTestServer {
       this.send(res, errorAnswer(400, 'parseError', `Could not decode request body: ${String(error)}`));
       return;
     }
-    const segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    const segments = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
     // bigquery / v2 / projects / P / datasets / D / tables / T / insertAll
     if (segments[0] !== 'bigquery' || segments[1] !== 'v2' || segments[2] !== 'projects' || segments[3] === undefined) {
       logEntry.status = 404;
@@ -1611,13 +1608,7 @@ class TestServer implements BigQueryTestServer {
     return true;
   }
 
-  private async handleInsertAll(
-    ref: TableRef,
-    body: Buffer,
-    req: IncomingMessage,
-    res: ServerResponse,
-    timestamp: number,
-  ): Promise<number | null> {
+  private async handleInsertAll(ref: TableRef, body: Buffer, req: IncomingMessage, res: ServerResponse, timestamp: number): Promise<number | null> {
     const record: RecordedRequest = {
       table: { ...ref },
       insertIds: [],
@@ -1731,13 +1722,11 @@ class TestServer implements BigQueryTestServer {
     if (!isRecord(parsed)) return plain(errorAnswer(400, 'parseError', 'Invalid JSON payload received. Expected an object.'));
     const rows = parsed['rows'];
     if (rows !== undefined && !Array.isArray(rows)) {
-      return plain(errorAnswer(400, 'invalid', 'Invalid value at \'rows\': expected a list.'));
+      return plain(errorAnswer(400, 'invalid', "Invalid value at 'rows': expected a list."));
     }
     if (rows === undefined || rows.length === 0) return plain(errorAnswer(400, 'invalid', 'No rows present in the request.'));
     if (rows.length > this.maxRowsPerRequest) {
-      return plain(
-        errorAnswer(400, 'invalid', `too many rows present in the request, limit: ${this.maxRowsPerRequest} row count: ${rows.length}.`),
-      );
+      return plain(errorAnswer(400, 'invalid', `too many rows present in the request, limit: ${this.maxRowsPerRequest} row count: ${rows.length}.`));
     }
     const dataset = this.datasets.get(datasetKey(ref));
     if (!dataset) return plain(errorAnswer(404, 'notFound', `Not found: Dataset ${ref.projectId}:${ref.datasetId}`));
@@ -1840,9 +1829,7 @@ class TestServer implements BigQueryTestServer {
   }
 }
 
-export async function startBigQueryTestServer(
-  options: BigQueryTestServerOptions = {},
-): Promise<BigQueryTestServer> {
+export async function startBigQueryTestServer(options: BigQueryTestServerOptions = {}): Promise<BigQueryTestServer> {
   const server = new TestServer(options);
   await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
   return server;

@@ -48,7 +48,10 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
       const found = lines.find(predicate);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.join('\n')}; stdout: ${JSON.stringify(lines.slice(-5))}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.join('\n')}; stdout: ${JSON.stringify(lines.slice(-5))}`)),
+          timeoutMs,
+        );
         waiters.push({
           predicate,
           resolve: (l) => {
@@ -64,4 +67,3 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
     },
   };
 }
-

@@ -213,7 +213,12 @@ export async function startConfluentRegistryServer(options: StartConfluentRegist
       const subject = decodeURIComponent(listMatch[1] ?? '');
       const versions = bySubject.get(subject);
       if (versions === undefined || versions.size === 0) send(res, 404, { error_code: 40401, message: `Subject '${subject}' not found.` });
-      else send(res, 200, [...versions.keys()].sort((a, b) => a - b));
+      else
+        send(
+          res,
+          200,
+          [...versions.keys()].sort((a, b) => a - b),
+        );
       return;
     }
     const versionMatch = /^\/subjects\/([^/]+)\/versions\/([^/]+)\/?$/.exec(path);

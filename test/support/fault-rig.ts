@@ -186,7 +186,9 @@ ${extra}`);
     const inserted = this.h.insertedIds(tables);
     const storedTwice = inserted.length - new Set(inserted).size;
     const keys = new Set(tables.map((t) => `${t.datasetId}.${t.tableId}`));
-    return storedTwice + this.h.bigquery.requests.filter((r) => keys.has(`${r.table.datasetId}.${r.table.tableId}`)).reduce((n, r) => n + r.duplicateRowCount, 0);
+    return (
+      storedTwice + this.h.bigquery.requests.filter((r) => keys.has(`${r.table.datasetId}.${r.table.tableId}`)).reduce((n, r) => n + r.duplicateRowCount, 0)
+    );
   }
 
   /**
@@ -194,7 +196,9 @@ ${extra}`);
    * stored twice fails it on insertAll (insertIds) and is counted on Storage Write (at least once).
    */
   expectConservation(published: string[], timeoutMs = 30_000, insertedElsewhere: string[] = []): Promise<{ storedTwice: number }> {
-    return this.h.expectConservation(published, [this.access, this.audit], timeoutMs, insertedElsewhere, { duplicates: this.api === 'storage-write' ? 'count' : 'refuse' });
+    return this.h.expectConservation(published, [this.access, this.audit], timeoutMs, insertedElsewhere, {
+      duplicates: this.api === 'storage-write' ? 'count' : 'refuse',
+    });
   }
 
   /** A BigQuery outage (503 backendError / UNAVAILABLE) on, or off. */
@@ -312,6 +316,20 @@ ${extra}`);
 /** One line per scenario: the figures docs/guarantees.md tells the reader how to produce. */
 export function report(scenario: string, c: Conservation, extra: Record<string, string | number> = {}): void {
   const { writeApi, ...rest } = extra;
-  const fields = { ...(writeApi === undefined ? {} : { writeApi }), published: c.published, inserted: c.inserted, deadLettered: c.deadLettered, remaining: c.remaining, lost: c.lost.length, both: c.both.length, duplicates: c.duplicates, ...rest };
-  process.stdout.write(`FAULT ${scenario} ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+  const fields = {
+    ...(writeApi === undefined ? {} : { writeApi }),
+    published: c.published,
+    inserted: c.inserted,
+    deadLettered: c.deadLettered,
+    remaining: c.remaining,
+    lost: c.lost.length,
+    both: c.both.length,
+    duplicates: c.duplicates,
+    ...rest,
+  };
+  process.stdout.write(
+    `FAULT ${scenario} ${Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}\n`,
+  );
 }

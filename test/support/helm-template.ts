@@ -373,7 +373,13 @@ export class HelmRenderer {
         }
         case 'range': {
           const v = this.pipe(node.pipe, scope);
-          const entries: Array<[Value, Value]> = Array.isArray(v) ? v.map((x, i) => [i, x]) : isMap(v) ? Object.keys(v).sort().map((k) => [k, v[k]]) : [];
+          const entries: Array<[Value, Value]> = Array.isArray(v)
+            ? v.map((x, i) => [i, x])
+            : isMap(v)
+              ? Object.keys(v)
+                  .sort()
+                  .map((k) => [k, v[k]])
+              : [];
           if (entries.length === 0) {
             out += this.exec(node.otherwise, scope);
             break;
@@ -397,7 +403,7 @@ export class HelmRenderer {
   }
 
   private pipe(pipe: Pipeline, scope: Scope): Value {
-    let result: Value ;
+    let result: Value;
     let first = true;
     for (const command of pipe.commands) {
       result = this.command(command, scope, first ? undefined : { value: result });

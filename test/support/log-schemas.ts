@@ -33,12 +33,30 @@ export const accessWithNewFields = {
     ...accessV1.fields,
     { name: 'region', type: ['null', 'string'], default: null },
     { name: 'labels', type: { type: 'array', items: 'string' }, default: [] },
-    { name: 'geo', type: ['null', { type: 'record', name: 'Geo', fields: [{ name: 'city', type: 'string' }, { name: 'zone', type: ['null', 'string'], default: null }] }], default: null },
+    {
+      name: 'geo',
+      type: [
+        'null',
+        {
+          type: 'record',
+          name: 'Geo',
+          fields: [
+            { name: 'city', type: 'string' },
+            { name: 'zone', type: ['null', 'string'], default: null },
+          ],
+        },
+      ],
+      default: null,
+    },
   ],
 } as const satisfies AvroSchema;
 
 export function accessWithNewFieldsRecord(i: number): Record<string, unknown> {
-  return accessRecord(i, { region: { string: `eu-${i % 3}` }, labels: ['new', `l${i}`], geo: { 'com.acme.logs.Geo': { city: 'Lyon', zone: i % 2 === 0 ? null : { string: 'z1' } } } });
+  return accessRecord(i, {
+    region: { string: `eu-${i % 3}` },
+    labels: ['new', `l${i}`],
+    geo: { 'com.acme.logs.Geo': { city: 'Lyon', zone: i % 2 === 0 ? null : { string: 'z1' } } },
+  });
 }
 
 export const audit = {

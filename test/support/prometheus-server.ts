@@ -77,7 +77,10 @@ export async function startPrometheus(options: { targets: string[]; labels?: Rec
       `Prometheus ready on ${url}`,
       async () => {
         if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${log}`);
-        return fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+        return fetch(`${url}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
       },
       30_000,
     );

@@ -272,19 +272,26 @@ function buildWriterSchema(descriptor: DescriptorObject, table: TableSchema): Wr
       // A proto2 `required` field is decoded as optional: a missing value is BigQuery's per-row error to report.
       const rule = f.label === 'LABEL_REPEATED' ? 'repeated' : 'optional';
       if ((rule === 'repeated') !== (column.mode === 'REPEATED')) {
-        throw new WriterSchemaError(`The proto field mismatched with BigQuery field at ${where}, the proto field mode ${rule}, BigQuery field mode ${column.mode ?? 'NULLABLE'}`);
+        throw new WriterSchemaError(
+          `The proto field mismatched with BigQuery field at ${where}, the proto field mode ${rule}, BigQuery field mode ${column.mode ?? 'NULLABLE'}`,
+        );
       }
       let protoType: string;
       if (f.type === 'TYPE_MESSAGE' || f.type === 'TYPE_GROUP') {
         const inner = nested.get((f.typeName ?? '').replace(/^.*\./, ''));
         if (!inner) throw new WriterSchemaError(`Invalid proto schema: type ${f.typeName ?? ''} of ${where} is not in the descriptor`);
-        if (!compatible(columnType, 'message')) throw new WriterSchemaError(`The proto field mismatched with BigQuery field at ${where}, the proto field type message, BigQuery field type ${columnType}`);
+        if (!compatible(columnType, 'message'))
+          throw new WriterSchemaError(
+            `The proto field mismatched with BigQuery field at ${where}, the proto field type message, BigQuery field type ${columnType}`,
+          );
         protoType = build(inner, column.fields ?? [], where).name;
       } else {
         protoType = PROTO_TYPES[f.type ?? ''] ?? '';
         if (protoType === '') throw new WriterSchemaError(`Invalid proto schema: unsupported type ${f.type ?? ''} of ${where}`);
         if (!compatible(columnType, protoType)) {
-          throw new WriterSchemaError(`The proto field mismatched with BigQuery field at ${where}, the proto field type ${protoType}, BigQuery field type ${columnType}`);
+          throw new WriterSchemaError(
+            `The proto field mismatched with BigQuery field at ${where}, the proto field type ${protoType}, BigQuery field type ${columnType}`,
+          );
         }
       }
       type.add(new protobuf.Field(name, f.number ?? 0, protoType, rule));
@@ -504,9 +511,11 @@ class StorageServer implements StorageWriteTestServer {
     this.server.addService(sized, {
       AppendRows: (call: AppendCall) => this.onAppendRows(call),
       GetWriteStream: (call: grpc.ServerUnaryCall<{ name?: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => this.onGetWriteStream(call, callback),
-      CreateWriteStream: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'only the _default stream is implemented' }),
+      CreateWriteStream: (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'only the _default stream is implemented' }),
       FinalizeWriteStream: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'not implemented' }),
-      BatchCommitWriteStreams: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'not implemented' }),
+      BatchCommitWriteStreams: (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'not implemented' }),
       FlushRows: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'not implemented' }),
     });
   }
@@ -638,7 +647,8 @@ class StorageServer implements StorageWriteTestServer {
     if (!parsed) return callback({ code: grpc.status.INVALID_ARGUMENT, details: `Invalid stream name: ${name}` });
     if (parsed.stream !== '_default') return callback({ code: grpc.status.NOT_FOUND, details: `Requested entity was not found. Entity: ${name}` });
     const schema = this.tables.tableSchema(parsed.table);
-    if (!schema) return callback({ code: grpc.status.NOT_FOUND, details: `Not found: Table ${parsed.table.projectId}:${parsed.table.datasetId}.${parsed.table.tableId}` });
+    if (!schema)
+      return callback({ code: grpc.status.NOT_FOUND, details: `Not found: Table ${parsed.table.projectId}:${parsed.table.datasetId}.${parsed.table.tableId}` });
     callback(null, { name, type: 'COMMITTED', writeMode: 'INSERT', location: 'US', tableSchema: { fields: storageSchema(schema.fields) } });
   }
 
@@ -767,7 +777,10 @@ class StorageServer implements StorageWriteTestServer {
       this.throttledCount += 1;
       entry.throttled = true;
       const t = parsed.table;
-      return fail(grpc.status.RESOURCE_EXHAUSTED, `Exceeds 'AppendRows throughput' quota, user_id: test-project (status: INSUFFICIENT_TOKENS), you can issue a raise quota request. Entity: projects/${t.projectId}/datasets/${t.datasetId}/tables/${t.tableId}/streams/_default`);
+      return fail(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `Exceeds 'AppendRows throughput' quota, user_id: test-project (status: INSUFFICIENT_TOKENS), you can issue a raise quota request. Entity: projects/${t.projectId}/datasets/${t.datasetId}/tables/${t.tableId}/streams/_default`,
+      );
     }
     const descriptor = request.protoRows?.writerSchema?.protoDescriptor;
     if (descriptor) {
@@ -805,7 +818,10 @@ class StorageServer implements StorageWriteTestServer {
       const first = entry.rowErrors[0] as { index: number; message: string };
       return finish({
         response: {
-          error: { code: grpc.status.INVALID_ARGUMENT, message: `Errors found while processing rows. Please refer to the row_errors field for details. The list may not be complete because of the size limitations. Entity: ${state.streamName}: ${first.message}` },
+          error: {
+            code: grpc.status.INVALID_ARGUMENT,
+            message: `Errors found while processing rows. Please refer to the row_errors field for details. The list may not be complete because of the size limitations. Entity: ${state.streamName}: ${first.message}`,
+          },
           rowErrors: entry.rowErrors.map((e) => ({ index: String(e.index), code: 'FIELDS_ERROR', message: e.message })),
           writeStream: state.streamName,
         },

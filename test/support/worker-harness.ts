@@ -60,7 +60,17 @@ export class Harness {
     const storage = await startStorageWriteTestServer({ tables: bigquery });
     const { topic, subscription } = await createTopicAndSubscription(pubsub, { ackDeadlineSeconds: 30 });
     const dl = await createTopicAndSubscription(pubsub, { topicName: uniqueName('dead-letter') });
-    return new Harness(pubsub, bigquery, storage, options.writeApi, topic, subscription, dl.topic, dl.subscription, uniqueName('ds').replace(/[^A-Za-z0-9_]/g, '_'));
+    return new Harness(
+      pubsub,
+      bigquery,
+      storage,
+      options.writeApi,
+      topic,
+      subscription,
+      dl.topic,
+      dl.subscription,
+      uniqueName('ds').replace(/[^A-Za-z0-9_]/g, '_'),
+    );
   }
 
   /** The write API the worker uses: the one asked for, else the project's default. */
@@ -106,7 +116,7 @@ export class Harness {
       if (denied) this.bigquery.denyTable(table);
       else this.bigquery.allowTable(table);
     } else {
-      this.storage.setOutage(denied ? { code: grpc.status.PERMISSION_DENIED, message: 'Permission \'TABLES_UPDATE_DATA\' denied on resource', table } : null);
+      this.storage.setOutage(denied ? { code: grpc.status.PERMISSION_DENIED, message: "Permission 'TABLES_UPDATE_DATA' denied on resource", table } : null);
     }
   }
 
@@ -190,7 +200,9 @@ ${body.replaceAll('$DATASET', this.dataset)}
       const missing = [...wanted].filter((id) => !done.has(id));
       if (missing.length === 0) break;
       if (Date.now() > deadline) {
-        throw new Error(`conservation: ${missing.length} of ${published.length} messages neither inserted nor dead-lettered (e.g. ${missing.slice(0, 3).join(', ')})`);
+        throw new Error(
+          `conservation: ${missing.length} of ${published.length} messages neither inserted nor dead-lettered (e.g. ${missing.slice(0, 3).join(', ')})`,
+        );
       }
     }
     const inserted = [...this.insertedIds(tables), ...insertedElsewhere];

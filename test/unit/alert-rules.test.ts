@@ -61,13 +61,23 @@ describe('alerting rules (helm/tributary/rules/tributary.rules.yaml)', () => {
     const cases = tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const a of alerts) {
       const mine = cases.filter((c) => c.alertname === a.alert);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${a.alert} never fires in a test`).toBe(true);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${a.alert} has no case where it must stay quiet`).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${a.alert} never fires in a test`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${a.alert} has no case where it must stay quiet`,
+      ).toBe(true);
     }
     const exprs = tests.flatMap((t) => (t.promql_expr_test ?? []).map((e) => e.expr));
     for (const g of groups) {
       const records = g.rules.filter((r) => r.record !== undefined);
-      if (records.length > 0) expect(records.some((r) => exprs.includes(String(r.record))), g.name).toBe(true);
+      if (records.length > 0)
+        expect(
+          records.some((r) => exprs.includes(String(r.record))),
+          g.name,
+        ).toBe(true);
     }
   });
 
@@ -122,16 +132,24 @@ describe('alerting rules (helm/tributary/rules/tributary.rules.yaml)', () => {
     expect(gmp.flatMap((r) => r.groups).sort((a, b) => a.name.localeCompare(b.name))).toEqual([...groups].sort((a, b) => a.name.localeCompare(b.name)));
     expect(gmp.find((r) => r.kind === 'GlobalRules')?.name).toBe('tributary-logs-tributary-pubsub');
 
-    const operator = renderRules({ metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } }, alerts: { labels: { release: 'prometheus' } } });
+    const operator = renderRules({
+      metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } },
+      alerts: { labels: { release: 'prometheus' } },
+    });
     expect(operator).toHaveLength(1);
     expect(operator[0]?.groups).toEqual(groups);
-    const doc = parseManifests(renderer.render({ metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } }, alerts: { labels: { release: 'prometheus' } } })).find((m) => m.doc.kind === 'PrometheusRule');
+    const doc = parseManifests(
+      renderer.render({ metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } }, alerts: { labels: { release: 'prometheus' } } }),
+    ).find((m) => m.doc.kind === 'PrometheusRule');
     expect((doc?.doc.metadata as { labels: Record<string, string> } | undefined)?.labels.release).toBe('prometheus');
   });
 
   it('alerts.cloudMonitoring off drops the Cloud Monitoring group; alerts off renders no rules; runbookBaseUrl prefixes every runbook link', () => {
     expect(renderRules({ alerts: { cloudMonitoring: { enabled: false } } }).map((r) => r.kind)).toEqual(['Rules']);
-    const operator = renderRules({ metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } }, alerts: { cloudMonitoring: { enabled: false } } });
+    const operator = renderRules({
+      metrics: { podMonitoring: { enabled: false }, serviceMonitor: { enabled: true } },
+      alerts: { cloudMonitoring: { enabled: false } },
+    });
     expect(operator[0]?.groups.map((g) => g.name)).not.toContain(CLOUD_GROUP);
     expect(renderRules({ alerts: { enabled: false } })).toEqual([]);
     const linked = renderRules({ alerts: { runbookBaseUrl: 'https://git.example.com/tributary/blob/main/' } });

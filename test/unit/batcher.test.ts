@@ -5,7 +5,12 @@ import { ManualClock } from '../support/manual-clock.js';
 function setup(limits = { maxRows: 3, maxBytes: 100, maxDelayMs: 1000 }) {
   const clock = new ManualClock();
   const batches: Array<{ items: number[]; bytes: number }> = [];
-  const batcher = new Batcher<number>(limits, clock, (n) => n, (items, bytes) => batches.push({ items, bytes }));
+  const batcher = new Batcher<number>(
+    limits,
+    clock,
+    (n) => n,
+    (items, bytes) => batches.push({ items, bytes }),
+  );
   return { clock, batches, batcher };
 }
 

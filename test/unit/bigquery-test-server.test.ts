@@ -2,12 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { BigQuery } from '@google-cloud/bigquery';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TableRef, TableSchema } from '../../src/core/table-schema.js';
-import {
-  startBigQueryTestServer,
-  type BigQueryTestServer,
-  type BigQueryTestServerOptions,
-  type Fault,
-} from '../support/bigquery-test-server.js';
+import { startBigQueryTestServer, type BigQueryTestServer, type BigQueryTestServerOptions, type Fault } from '../support/bigquery-test-server.js';
 
 // No credentials here: stop google-auth-library probing the GCE metadata server.
 process.env['METADATA_SERVER_DETECTION'] = 'none';
@@ -108,7 +103,12 @@ describe('metadata endpoints', () => {
     const [dataset] = await bigquery.createDataset('fresh');
     expect(dataset.id).toBe('fresh');
     const [table] = await dataset.createTable('t1', {
-      schema: { fields: [{ name: 'a', type: 'INT64', mode: 'REQUIRED' }, { name: 'b', type: 'BOOL' }] },
+      schema: {
+        fields: [
+          { name: 'a', type: 'INT64', mode: 'REQUIRED' },
+          { name: 'b', type: 'BOOL' },
+        ],
+      },
     });
     expect(table.id).toBe('t1');
     const [metadata] = await bigquery.dataset('fresh').table('t1').getMetadata();
@@ -117,7 +117,10 @@ describe('metadata endpoints', () => {
     expect(metadata.tableReference).toEqual({ projectId: PROJECT, datasetId: 'fresh', tableId: 't1' });
     // BigQuery answers with legacy type names.
     expect(metadata.schema).toEqual({
-      fields: [{ name: 'a', type: 'INTEGER', mode: 'REQUIRED' }, { name: 'b', type: 'BOOLEAN' }],
+      fields: [
+        { name: 'a', type: 'INTEGER', mode: 'REQUIRED' },
+        { name: 'b', type: 'BOOLEAN' },
+      ],
     });
     expect(server.hasTable({ projectId: PROJECT, datasetId: 'fresh', tableId: 't1' })).toBe(true);
 
@@ -309,7 +312,12 @@ describe('insertAll', () => {
     const ref: TableRef = { projectId: PROJECT, datasetId: DATASET, tableId: 'types' };
     server.createTable(ref, { fields: types.map((type) => ({ name: column(type), type })) });
     const rows = cases.map(([type, value], i) => row(`r${i}`, { [column(type)]: value }));
-    const error = await rejection(bigquery.dataset(DATASET).table('types').insert(rows, { ...RAW, skipInvalidRows: true }));
+    const error = await rejection(
+      bigquery
+        .dataset(DATASET)
+        .table('types')
+        .insert(rows, { ...RAW, skipInvalidRows: true }),
+    );
     const invalidIndexes = (error.response?.insertErrors ?? []).map((e) => e.index);
     const expected = cases.flatMap(([, , valid], i) => (valid ? [] : [i]));
     expect(invalidIndexes.map((i) => cases[i])).toEqual(expected.map((i) => cases[i]));
@@ -575,7 +583,12 @@ describe('table lifecycle and waiting', () => {
     expect((await rejection(events().insert([row('c', { id: 'c' })], RAW))).code).toBe(404);
     expect(server.rows(EVENTS)).toEqual([]);
 
-    const noDataset = await rejection(bigquery.dataset('missing').table('t').insert([row('x', { id: 'x' })], RAW));
+    const noDataset = await rejection(
+      bigquery
+        .dataset('missing')
+        .table('t')
+        .insert([row('x', { id: 'x' })], RAW),
+    );
     expect(noDataset.code).toBe(404);
     expect(noDataset.message).toBe(`Not found: Dataset ${PROJECT}:missing`);
   });
@@ -707,11 +720,27 @@ describe('table management', () => {
       [{ fields: base.map((f) => (f.name === 'count' ? { ...f, mode: 'REQUIRED' as const } : f)) }, 'Field count has changed mode from NULLABLE to REQUIRED'],
       [{ fields: [...base, { name: 'must', type: 'STRING', mode: 'REQUIRED' }] }, 'Cannot add required fields to an existing schema. (field: must)'],
       [
-        { fields: base.map((f) => (f.name === 'source' ? { ...f, fields: [...(f.fields ?? []), { name: 'z', type: 'STRING', mode: 'REQUIRED' as const }] } : f)) },
+        {
+          fields: base.map((f) =>
+            f.name === 'source' ? { ...f, fields: [...(f.fields ?? []), { name: 'z', type: 'STRING', mode: 'REQUIRED' as const }] } : f,
+          ),
+        },
         'Cannot add required fields to an existing schema. (field: source.z)',
       ],
       [
-        { fields: base.map((f) => (f.name === 'source' ? { ...f, fields: [{ name: 'host', type: 'BYTES' }, { name: 'port', type: 'INTEGER' }] } : f)) },
+        {
+          fields: base.map((f) =>
+            f.name === 'source'
+              ? {
+                  ...f,
+                  fields: [
+                    { name: 'host', type: 'BYTES' },
+                    { name: 'port', type: 'INTEGER' },
+                  ],
+                }
+              : f,
+          ),
+        },
         'Field source.host has changed type from STRING to BYTES',
       ],
     ];
@@ -729,7 +758,9 @@ describe('table management', () => {
     await restartWithClock();
     server.createTable(OTHER, EVENTS_SCHEMA);
     const table = events();
-    const withColumn = (i: number): TableSchema => ({ fields: [...EVENTS_SCHEMA.fields, ...Array.from({ length: i }, (_, k) => ({ name: `c${k}`, type: 'STRING' }))] });
+    const withColumn = (i: number): TableSchema => ({
+      fields: [...EVENTS_SCHEMA.fields, ...Array.from({ length: i }, (_, k) => ({ name: `c${k}`, type: 'STRING' }))],
+    });
     for (let i = 1; i <= 5; i++) {
       await table.setMetadata({ schema: withColumn(i) });
       clock += 1000;

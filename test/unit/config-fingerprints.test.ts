@@ -17,7 +17,11 @@ describe('registry.fingerprints and metadata.recordIndex', () => {
       TRIBUTARY_REGISTRY_FINGERPRINTS_CONFLUENT_SUBJECTS: '[access-value, audit-value]',
       TRIBUTARY_REGISTRY_FINGERPRINTS_MIN_REFRESH_INTERVAL_MS: '5000',
     });
-    expect(config.registry.fingerprints).toEqual({ pubsubSchemas: ['access-log'], confluentSubjects: ['access-value', 'audit-value'], minRefreshIntervalMs: 5000 });
+    expect(config.registry.fingerprints).toEqual({
+      pubsubSchemas: ['access-log'],
+      confluentSubjects: ['access-value', 'audit-value'],
+      minRefreshIntervalMs: 5000,
+    });
     expect(config.routes[0]?.metadata.recordIndex).toBe('_record_index');
   });
 

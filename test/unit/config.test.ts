@@ -164,7 +164,9 @@ describe('environment overrides', () => {
 
   it('derives a variable for every setting of the schema', () => {
     const paths = valuePaths(configSettings);
-    expect(paths.map((p) => p.join('.'))).toEqual(expect.arrayContaining(['routes.access.batch.maxDelayMs', 'registry.confluent.bearerToken', 'duckdb.tables.access', 'log.level']));
+    expect(paths.map((p) => p.join('.'))).toEqual(
+      expect.arrayContaining(['routes.access.batch.maxDelayMs', 'registry.confluent.bearerToken', 'duckdb.tables.access', 'log.level']),
+    );
     for (const path of paths) {
       const raw: Record<string, unknown> = {};
       expect(applyEnvironment(raw, { [envVarFor(path)]: '7' }), envVarFor(path)).toEqual([]);
@@ -224,14 +226,25 @@ deadLetter: { topic: dl }
       {},
     ).routes;
     expect(access?.schemaEvolution).toBe('add-columns');
-    expect(access?.createTable).toEqual({ partitioning: { type: 'DAY', field: 'ts' }, clustering: ['service', 'status'], expirationDays: 400, description: 'Access logs' });
+    expect(access?.createTable).toEqual({
+      partitioning: { type: 'DAY', field: 'ts' },
+      clustering: ['service', 'status'],
+      expirationDays: 400,
+      description: 'Access logs',
+    });
   });
 
   it('refuses more than 4 clustering columns, a repeated one, an unknown partition type and expiration without partitioning', () => {
-    expect(problemsOf(route('    createTable: { clustering: [a, b, c, d, e] }'))).toEqual(['routes.access.createTable.clustering: BigQuery clusters on at most 4 columns']);
+    expect(problemsOf(route('    createTable: { clustering: [a, b, c, d, e] }'))).toEqual([
+      'routes.access.createTable.clustering: BigQuery clusters on at most 4 columns',
+    ]);
     expect(problemsOf(route('    createTable: { clustering: [a, a] }'))).toEqual(['routes.access.createTable.clustering: a clustering column is named twice']);
-    expect(problemsOf(route('    createTable: { partitioning: { type: WEEK } }'))[0]).toMatch(/^routes\.access\.createTable\.partitioning\.type: Invalid enum value/);
-    expect(problemsOf(route('    createTable: { expirationDays: 30 }'))).toEqual(['routes.access.createTable.expirationDays: expirationDays needs partitioning']);
+    expect(problemsOf(route('    createTable: { partitioning: { type: WEEK } }'))[0]).toMatch(
+      /^routes\.access\.createTable\.partitioning\.type: Invalid enum value/,
+    );
+    expect(problemsOf(route('    createTable: { expirationDays: 30 }'))).toEqual([
+      'routes.access.createTable.expirationDays: expirationDays needs partitioning',
+    ]);
     expect(problemsOf(route('    schemaEvolution: everything'))[0]).toMatch(/^routes\.access\.schemaEvolution: Invalid enum value/);
   });
 

@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  SCHEMA_REGISTRY_CONTENT_TYPE,
-  startConfluentRegistryServer,
-  type ConfluentRegistryServer,
-} from '../support/confluent-registry-server.js';
+import { SCHEMA_REGISTRY_CONTENT_TYPE, startConfluentRegistryServer, type ConfluentRegistryServer } from '../support/confluent-registry-server.js';
 
 const ACCESS_LOG = {
   type: 'record',

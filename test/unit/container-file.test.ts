@@ -60,7 +60,9 @@ describe('Avro object container files', () => {
     // a billion metadata entries
     expect(failure(Buffer.concat([Buffer.from('Obj\x01', 'latin1'), avroLong(1e9)]))).toMatch(/metadata entries/);
     // a schema of 2^40 bytes
-    expect(failure(Buffer.concat([Buffer.from('Obj\x01', 'latin1'), avroLong(1), avroLong(11), Buffer.from('avro.schema'), avroLong(2 ** 40)]))).toMatch(/limit/);
+    expect(failure(Buffer.concat([Buffer.from('Obj\x01', 'latin1'), avroLong(1), avroLong(11), Buffer.from('avro.schema'), avroLong(2 ** 40)]))).toMatch(
+      /limit/,
+    );
     // a schema nested beyond the limit
     const deep = '['.repeat(CONTAINER_LIMITS.maxSchemaDepth + 1) + ']'.repeat(CONTAINER_LIMITS.maxSchemaDepth + 1);
     expect(failure(buildContainer({ schema: deep, records }))).toMatch(/nested deeper/);

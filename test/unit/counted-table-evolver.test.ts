@@ -8,7 +8,11 @@ const table = { projectId: 'p', datasetId: 'logs', tableId: 'access' };
 function evolution(additions: number, relaxations: number, changed = true): TableEvolution {
   return {
     changed,
-    diff: { additions: Array.from({ length: additions }), relaxations: Array.from({ length: relaxations }), incompatibilities: [] } as unknown as TableEvolution['diff'],
+    diff: {
+      additions: Array.from({ length: additions }),
+      relaxations: Array.from({ length: relaxations }),
+      incompatibilities: [],
+    } as unknown as TableEvolution['diff'],
     schema: { fields: [] },
   };
 }
@@ -16,7 +20,11 @@ function evolution(additions: number, relaxations: number, changed = true): Tabl
 describe('countedTableEvolver', () => {
   it('counts what an evolver that does not count itself did: added, relaxed, refused, created, already there', async () => {
     const seen: string[] = [];
-    const answers: Array<TableEvolution | TributaryError> = [evolution(2, 1), evolution(0, 0, false), new TributaryError('SCHEMA_INCOMPATIBLE', 'amount: NUMERIC ≠ STRING')];
+    const answers: Array<TableEvolution | TributaryError> = [
+      evolution(2, 1),
+      evolution(0, 0, false),
+      new TributaryError('SCHEMA_INCOMPATIBLE', 'amount: NUMERIC ≠ STRING'),
+    ];
     const inner: TableEvolver = {
       evolve: () => {
         const next = answers.shift() as TableEvolution | TributaryError;

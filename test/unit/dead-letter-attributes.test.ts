@@ -46,7 +46,12 @@ describe('deadLetterAttributes', () => {
   });
 
   it('records a Confluent id', () => {
-    const attrs = deadLetterAttributes(trackedEnvelope(Buffer.alloc(5), { a: 'v' }), new TributaryError('UNROUTED', 'x'), { route: undefined, attempts: 1, schemaKey: 'confluent:42' }, 0);
+    const attrs = deadLetterAttributes(
+      trackedEnvelope(Buffer.alloc(5), { a: 'v' }),
+      new TributaryError('UNROUTED', 'x'),
+      { route: undefined, attempts: 1, schemaKey: 'confluent:42' },
+      0,
+    );
     expect(attrs.tributary_schema_confluent_id).toBe('42');
     expect(attrs.tributary_route).toBeUndefined();
   });
@@ -132,9 +137,18 @@ describe('deadLetterAttributes of a replayed message', () => {
   });
 
   it('reads a schema reference kept under tributary_schema_* keys', () => {
-    const envelope = trackedEnvelope(Buffer.from('x'), { tributary_schema_name: 'projects/p/schemas/logs', tributary_schema_revision_id: 'r2', tributary_schema_encoding: 'JSON' });
+    const envelope = trackedEnvelope(Buffer.from('x'), {
+      tributary_schema_name: 'projects/p/schemas/logs',
+      tributary_schema_revision_id: 'r2',
+      tributary_schema_encoding: 'JSON',
+    });
     const attrs = deadLetterAttributes(envelope, new TributaryError('DECODE_FAILED', 'x'), { route: undefined, attempts: 1, schemaKey: undefined }, 0);
-    expect(attrs).toMatchObject({ tributary_schema_name: 'projects/p/schemas/logs', tributary_schema_revision_id: 'r2', tributary_schema_encoding: 'JSON', tributary_source_message_id: envelope.id });
+    expect(attrs).toMatchObject({
+      tributary_schema_name: 'projects/p/schemas/logs',
+      tributary_schema_revision_id: 'r2',
+      tributary_schema_encoding: 'JSON',
+      tributary_source_message_id: envelope.id,
+    });
     expect(attrs.tributary_replay_count).toBeUndefined();
   });
 });

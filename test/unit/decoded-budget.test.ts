@@ -39,7 +39,12 @@ describe('DecodedBudget', () => {
   });
 });
 
-const blob = { type: 'record', name: 'Blob', namespace: 'test', fields: [{ name: 'flags', type: { type: 'array', items: 'boolean' } }] } as const satisfies AvroSchema;
+const blob = {
+  type: 'record',
+  name: 'Blob',
+  namespace: 'test',
+  fields: [{ name: 'flags', type: { type: 'array', items: 'boolean' } }],
+} as const satisfies AvroSchema;
 
 describe('Dispatcher under a decoded-bytes budget', () => {
   it('holds new messages undecoded while the budget is spent, and decodes them as rows settle; nothing is dropped', async () => {
@@ -60,10 +65,19 @@ routes:
     const sink = new ScriptedSink(tableSchemaFor(blob));
     sink.hold = true;
     const noDeadLetters: DeadLetterPublisher = { publish: () => Promise.reject(new Error('no dead letters expected')) };
-    const pipeline = createPipeline(config, { logger: silentLogger, sinks: sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'test-project' }), metrics: new Metrics(), clock: new ManualClock() });
+    const pipeline = createPipeline(config, {
+      logger: silentLogger,
+      sinks: sink,
+      deadLetters: noDeadLetters,
+      pubsub: new PubSub({ projectId: 'test-project' }),
+      metrics: new Metrics(),
+      clock: new ManualClock(),
+    });
     // each row is about 330 KB of JSON: four of them spend a 1 MiB budget
     const messages: TrackedEnvelope[] = Array.from({ length: 8 }, () =>
-      trackedEnvelope(Buffer.concat([encodeConfluentHeader(1), encode(blob, { flags: Array.from({ length: 60_000 }, (_, i) => i % 3 === 0) })]), { log_type: 'blob' }),
+      trackedEnvelope(Buffer.concat([encodeConfluentHeader(1), encode(blob, { flags: Array.from({ length: 60_000 }, (_, i) => i % 3 === 0) })]), {
+        log_type: 'blob',
+      }),
     );
     for (const m of messages) pipeline.dispatcher.handle(m);
     await until('the first rows reached the sink', () => sink.calls.length >= 4);

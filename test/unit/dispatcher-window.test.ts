@@ -34,7 +34,14 @@ routes:
   );
   const sink = new ScriptedSink(tableSchemaFor(accessV1));
   const clock = new ManualClock();
-  const pipeline = createPipeline(config, { logger: silentLogger, sinks: sink, deadLetters: noDeadLetters, pubsub: new PubSub({ projectId: 'test-project' }), metrics: new Metrics(), clock });
+  const pipeline = createPipeline(config, {
+    logger: silentLogger,
+    sinks: sink,
+    deadLetters: noDeadLetters,
+    pubsub: new PubSub({ projectId: 'test-project' }),
+    metrics: new Metrics(),
+    clock,
+  });
   return { pipeline, sink, clock };
 }
 

@@ -103,12 +103,26 @@ describe('exact long decoding', () => {
     const ours = createAvroType(schema);
     const reference = avro.Type.forSchema(schema, {
       wrapUnions: true,
-      registry: { long: avro.types.LongType.__with({ fromBuffer: (b: Buffer) => b.readBigInt64LE(), toBuffer: () => Buffer.alloc(8), fromJSON: BigInt, toJSON: String, isValid: () => true, compare: () => 0 }) },
+      registry: {
+        long: avro.types.LongType.__with({
+          fromBuffer: (b: Buffer) => b.readBigInt64LE(),
+          toBuffer: () => Buffer.alloc(8),
+          fromJSON: BigInt,
+          toJSON: String,
+          isValid: () => true,
+          compare: () => 0,
+        }),
+      },
     });
     const long = fc.bigInt({ min: MIN_LONG, max: MAX_LONG });
     fc.assert(
       fc.property(long, fc.array(long, { maxLength: 5 }), fc.option(long), (a, b, c) => {
-        const bytes = Buffer.concat([varint(a), b.length > 0 ? Buffer.concat([varint(BigInt(b.length)), ...b.map((x) => varint(x))]) : Buffer.alloc(0), varint(0n), c === null ? varint(0n) : Buffer.concat([varint(1n), varint(c)])]);
+        const bytes = Buffer.concat([
+          varint(a),
+          b.length > 0 ? Buffer.concat([varint(BigInt(b.length)), ...b.map((x) => varint(x))]) : Buffer.alloc(0),
+          varint(0n),
+          c === null ? varint(0n) : Buffer.concat([varint(1n), varint(c)]),
+        ]);
         const got = ours.fromBuffer(bytes) as { a: unknown; b: unknown[]; c: { long: unknown } | null };
         const want = reference.fromBuffer(bytes) as { a: bigint; b: bigint[]; c: { long: bigint } | null };
         expect(BigInt(got.a as number | bigint)).toBe(want.a);

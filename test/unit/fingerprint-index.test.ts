@@ -106,7 +106,10 @@ describe('FingerprintSchemaRegistry', () => {
         return b;
       },
     };
-    const registry = new FingerprintSchemaRegistry(inner, new FingerprintIndex([source([{ source: 'a', definition: a }])], { now: () => 0, minRefreshIntervalMs: 1 }));
+    const registry = new FingerprintSchemaRegistry(
+      inner,
+      new FingerprintIndex([source([{ source: 'a', definition: a }])], { now: () => 0, minRefreshIntervalMs: 1 }),
+    );
     expect(await registry.fetch({ kind: 'fingerprint', fingerprint: fpA })).toBe(a);
     expect(await registry.fetch({ kind: 'confluent', id: 1 })).toBe(b);
     expect(asked).toEqual(['confluent']);

@@ -17,8 +17,14 @@ const CHART = fileURLToPath(new URL('../../helm/tributary', import.meta.url));
 const renderer = HelmRenderer.load(CHART);
 const ajv = new Ajv({ allErrors: true, strict: false });
 const valuesSchema = ajv.compile(JSON.parse(readFileSync(`${CHART}/values.schema.json`, 'utf8')) as object);
-const podMonitoringSchema = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/podmonitoring-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8')) as object);
-const gmpRulesSchema = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/rules-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8')) as object);
+const podMonitoringSchema = ajv.compile(
+  JSON.parse(
+    readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/podmonitoring-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8'),
+  ) as object,
+);
+const gmpRulesSchema = ajv.compile(
+  JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/k8s-schemas/rules-monitoring.googleapis.com-v1.json', import.meta.url)), 'utf8')) as object,
+);
 
 type Doc = Record<string, unknown>;
 interface K8sModel {
@@ -43,7 +49,12 @@ const MODELS: Record<string, new (data: never) => K8sModel> = {
 const PRODUCTION = {
   image: { repository: 'europe-docker.pkg.dev/acme-logs/tributary/tributary', tag: '1.2.3' },
   serviceAccount: { gcpServiceAccount: 'tributary@acme-logs.iam.gserviceaccount.com' },
-  config: { projectId: 'acme-logs', deadLetter: { topic: 'logs-dead-letter' }, shutdown: { drainTimeoutMs: 45000 }, registry: { kind: 'confluent', confluent: { url: 'http://schema-registry.registry:8081' } } },
+  config: {
+    projectId: 'acme-logs',
+    deadLetter: { topic: 'logs-dead-letter' },
+    shutdown: { drainTimeoutMs: 45000 },
+    registry: { kind: 'confluent', confluent: { url: 'http://schema-registry.registry:8081' } },
+  },
   extraEnv: [{ name: 'TRIBUTARY_REGISTRY_CONFLUENT_BEARER_TOKEN', valueFrom: { secretKeyRef: { name: 'registry', key: 'token' } } }],
   workerGroups: {
     default: {
@@ -141,7 +152,13 @@ describe('helm/tributary', () => {
           // Restricted pod security: non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp.
           const container = (pod.containers as Doc[])[0] as Doc;
           expect(get(pod, 'securityContext.runAsNonRoot')).toBe(true);
-          expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+          expect(container.securityContext).toMatchObject({
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
           expect(container.args).toEqual(['run', '--config', '/etc/tributary/tributary.yaml']);
           expect(get(container, 'livenessProbe.httpGet.path')).toBe('/healthz');
           expect(get(container, 'readinessProbe.httpGet.path')).toBe('/readyz');
@@ -164,7 +181,9 @@ describe('helm/tributary', () => {
 
       it('the dashboard is JSON and asks only for metrics the worker exposes', async () => {
         const cm = byKind(docs, 'ConfigMap').find((c) => String(get(c, 'metadata.name')).endsWith('-dashboard'));
-        const dashboard = JSON.parse((get(cm, 'data') as Record<string, string>)['tributary.json'] as string) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+        const dashboard = JSON.parse((get(cm, 'data') as Record<string, string>)['tributary.json'] as string) as {
+          panels: Array<{ targets: Array<{ expr: string }> }>;
+        };
         const exposed = new Set((await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name));
         const used = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/tributary_[a-z_]+/g) ?? []));
         expect(used.length).toBeGreaterThan(10);
@@ -191,13 +210,22 @@ describe('helm/tributary', () => {
     const access = deployments.find((d) => get(d, 'metadata.name') === 'logs-tributary-access');
     expect(get(access, 'spec.template.spec.nodeSelector')).toEqual({ 'cloud.google.com/gke-nodepool': 'logs-heavy' });
     expect(get(access, 'spec.template.spec.terminationGracePeriodSeconds')).toBe(60);
-    expect(byKind(docs, 'ServiceAccount')[0]).toMatchObject({ metadata: { annotations: { 'iam.gke.io/gcp-service-account': 'tributary@acme-logs.iam.gserviceaccount.com' } } });
+    expect(byKind(docs, 'ServiceAccount')[0]).toMatchObject({
+      metadata: { annotations: { 'iam.gke.io/gcp-service-account': 'tributary@acme-logs.iam.gserviceaccount.com' } },
+    });
     expect(byKind(docs, 'ServiceMonitor')).toHaveLength(1);
     expect(byKind(docs, 'PrometheusRule')).toHaveLength(1);
   });
 
   it('toggles off render nothing for their resources', () => {
-    const docs = renderDocs({ metrics: { service: { enabled: false }, podMonitoring: { enabled: false } }, alerts: { enabled: false }, networkPolicy: { enabled: false }, podDisruptionBudget: { enabled: false }, dashboard: { enabled: false }, serviceAccount: { create: false, name: 'existing' } });
+    const docs = renderDocs({
+      metrics: { service: { enabled: false }, podMonitoring: { enabled: false } },
+      alerts: { enabled: false },
+      networkPolicy: { enabled: false },
+      podDisruptionBudget: { enabled: false },
+      dashboard: { enabled: false },
+      serviceAccount: { create: false, name: 'existing' },
+    });
     expect(docs.map((d) => d.doc.kind).sort()).toEqual(['ConfigMap', 'Deployment']);
     expect(get(byKind(docs, 'Deployment')[0], 'spec.template.spec.serviceAccountName')).toBe('existing');
   });

@@ -29,9 +29,18 @@ describe('insertAllBody', () => {
   it('is byte for byte what JSON.stringify makes of the request, with or without the rows’ own text', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ insertId: fc.string({ unit: 'binary' }), json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }), withText: fc.boolean() }), { maxLength: 6 }),
+        fc.array(
+          fc.record({
+            insertId: fc.string({ unit: 'binary' }),
+            json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }),
+            withText: fc.boolean(),
+          }),
+          { maxLength: 6 },
+        ),
         (specs) => {
-          const rows: PreparedRow[] = specs.map((s) => (s.withText ? sink.prepare(s.insertId, s.json as Row) : { id: s.insertId, row: s.json as Row, bytes: 0 }));
+          const rows: PreparedRow[] = specs.map((s) =>
+            s.withText ? sink.prepare(s.insertId, s.json as Row) : { id: s.insertId, row: s.json as Row, bytes: 0 },
+          );
           expect(insertAllBody(rows)).toBe(reference(rows));
         },
       ),
@@ -40,14 +49,22 @@ describe('insertAllBody', () => {
   });
 
   it('sends the text the row was prepared with: the pipeline owns keeping it in step with the row', () => {
-    const body = JSON.parse(insertAllBody([{ id: 'a"b', row: { n: 1 }, bytes: 7, encoded: '{"n":2}' }])) as { rows: Array<{ insertId: string; json: unknown }> };
+    const body = JSON.parse(insertAllBody([{ id: 'a"b', row: { n: 1 }, bytes: 7, encoded: '{"n":2}' }])) as {
+      rows: Array<{ insertId: string; json: unknown }>;
+    };
     expect(body.rows).toEqual([{ insertId: 'a"b', json: { n: 2 } }]);
   });
 
   it('prepared sizes add up to the request exactly: envelope and insertId of every row counted', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ insertId: fc.string({ unit: 'binary', minLength: 1 }), json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }) }), { minLength: 1, maxLength: 8 }),
+        fc.array(
+          fc.record({
+            insertId: fc.string({ unit: 'binary', minLength: 1 }),
+            json: fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), rowValue, { maxKeys: 4 }),
+          }),
+          { minLength: 1, maxLength: 8 },
+        ),
         (specs) => {
           const rows = specs.map((s) => sink.prepare(s.insertId, s.json as Row));
           const total = rows.reduce((sum, r) => sum + r.bytes, 0);

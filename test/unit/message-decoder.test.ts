@@ -18,7 +18,10 @@ const ids: SchemaRegistry = {
     throw new TributaryError('SCHEMA_NOT_FOUND', 'unknown');
   },
 };
-const index = new FingerprintIndex([{ name: 'test', list: async () => [{ source: 'metric.avsc', definition: text }] }], { now: () => 0, minRefreshIntervalMs: 60_000 });
+const index = new FingerprintIndex([{ name: 'test', list: async () => [{ source: 'metric.avsc', definition: text }] }], {
+  now: () => 0,
+  minRefreshIntervalMs: 60_000,
+});
 const deps = {
   schemas: new SchemaCache(new FingerprintSchemaRegistry(ids, index), 100, { hit() {}, miss() {}, fetched() {} }),
   embedded: new EmbeddedSchemaCache(),

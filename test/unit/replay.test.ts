@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { deadLetterMessage } from '../../src/core/dead-letter-attributes.js';
 import { TributaryError } from '../../src/errors.js';
-import { judge, readDeadLetterInfo, replayEnvelopeAttributes, republishMessage, unwrapped, type DeadLetterMessage } from '../../src/replay/dead-letter-message.js';
+import {
+  judge,
+  readDeadLetterInfo,
+  replayEnvelopeAttributes,
+  republishMessage,
+  unwrapped,
+  type DeadLetterMessage,
+} from '../../src/replay/dead-letter-message.js';
 import { trackedEnvelope } from '../support/fake-envelopes.js';
 import { buildReplayOptions, parseFilter, parseRate, parseTime, ReplayUsageError } from '../../src/replay/replay-options.js';
 import { exitCodeOf, formatSummary, ReplayStats } from '../../src/replay/replay-stats.js';
@@ -29,7 +36,10 @@ const BASE = {
 
 describe('replay options', () => {
   it('parses filters, rates and times', () => {
-    expect(parseFilter(['code=ROW_INVALID|UNKNOWN_FIELD,route=access', 'route=audit'])).toEqual({ codes: new Set(['ROW_INVALID', 'UNKNOWN_FIELD']), routes: new Set(['access', 'audit']) });
+    expect(parseFilter(['code=ROW_INVALID|UNKNOWN_FIELD,route=access', 'route=audit'])).toEqual({
+      codes: new Set(['ROW_INVALID', 'UNKNOWN_FIELD']),
+      routes: new Set(['access', 'audit']),
+    });
     expect(() => parseFilter(['code=NOPE'])).toThrow(ReplayUsageError);
     expect(() => parseFilter(['colour=red'])).toThrow(/unknown key/);
     expect(parseRate('200/s')).toBe(200);
@@ -56,7 +66,13 @@ describe('replay options', () => {
 describe('dead-letter messages', () => {
   it('reads who the message was and judges it', () => {
     const info = readDeadLetterInfo(deadLetter(BASE));
-    expect(info).toMatchObject({ code: 'ROW_INVALID', route: 'access', sourceMessageId: 'm-42', replayCount: 0, failedAtMs: Date.parse(BASE.tributary_failed_at) });
+    expect(info).toMatchObject({
+      code: 'ROW_INVALID',
+      route: 'access',
+      sourceMessageId: 'm-42',
+      replayCount: 0,
+      failedAtMs: Date.parse(BASE.tributary_failed_at),
+    });
     const none = { codes: new Set<string>(), routes: new Set<string>(), sinceMs: undefined, untilMs: undefined };
     expect(judge(info, none, 3)).toBe('replay');
     expect(judge(info, { ...none, codes: new Set(['UNROUTED']) }, 3)).toBe('filtered');

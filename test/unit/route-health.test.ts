@@ -23,7 +23,13 @@ const denied = new TributaryError('ACCESS_DENIED', 'denied');
 
 describe('RouteHealth', () => {
   it('probes with doubling waits up to the probe interval, then resumes on success', async () => {
-    const { clock, health, probesAt, states, t0 } = setup([{ ok: false, error: gone }, { ok: false, error: gone }, { ok: false, error: gone }, { ok: false, error: gone }, { ok: false, error: gone }]);
+    const { clock, health, probesAt, states, t0 } = setup([
+      { ok: false, error: gone },
+      { ok: false, error: gone },
+      { ok: false, error: gone },
+      { ok: false, error: gone },
+      { ok: false, error: gone },
+    ]);
     health.pause(gone);
     expect(health.sending).toBe(false);
     await clock.advance(10_000);

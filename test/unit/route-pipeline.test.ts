@@ -31,7 +31,10 @@ class RecordingDeadLetters implements DeadLetterPublisher {
 }
 
 /** insertAll's answer, as the insertAll sink turns it into the neutral outcome. */
-function insertAllAnswer(entries: Array<{ index: number; errors: Array<{ reason: string; message?: string; location?: string }> }>, rows: number): { failures: RowFailure[] } {
+function insertAllAnswer(
+  entries: Array<{ index: number; errors: Array<{ reason: string; message?: string; location?: string }> }>,
+  rows: number,
+): { failures: RowFailure[] } {
   return { failures: rowFailures(entries, rows, table) };
 }
 
@@ -119,7 +122,11 @@ describe('RoutePipeline outcomes', () => {
     const { sink, deadLetters, pipeline, submit } = setup({ retry: { maxAttempts: 1, initialDelayMs: 1, maxDelayMs: 1 } });
     sink.answers.push((rows) =>
       insertAllAnswer(
-        rows.map((_, index) => (index === 3 ? { index, errors: [{ reason: 'invalid', message: 'no such field: bogus.', location: 'bogus' }] } : { index, errors: [{ reason: 'stopped' }] })),
+        rows.map((_, index) =>
+          index === 3
+            ? { index, errors: [{ reason: 'invalid', message: 'no such field: bogus.', location: 'bogus' }] }
+            : { index, errors: [{ reason: 'stopped' }] },
+        ),
         rows.length,
       ),
     );
@@ -133,7 +140,16 @@ describe('RoutePipeline outcomes', () => {
 
   it('a stopped-only answer is retried with backoff and counted, never resent in a loop', async () => {
     const { sink, pipeline, submit, clock } = setup();
-    sink.answers.push(...Array.from({ length: 100 }, () => (rows: readonly unknown[]) => insertAllAnswer(rows.map((_, index) => ({ index, errors: [{ reason: 'stopped' }] })), rows.length)));
+    sink.answers.push(
+      ...Array.from(
+        { length: 100 },
+        () => (rows: readonly unknown[]) =>
+          insertAllAnswer(
+            rows.map((_, index) => ({ index, errors: [{ reason: 'stopped' }] })),
+            rows.length,
+          ),
+      ),
+    );
     const envelopes = submit(3);
     const drained = pipeline.drain();
     await clock.runAll();
@@ -144,7 +160,10 @@ describe('RoutePipeline outcomes', () => {
 
   it('an answer naming no row of the request acks nothing on it', async () => {
     const { sink, pipeline, submit, clock } = setup({ retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 } });
-    sink.answers.push({ failures: [{ index: -1, kind: 'retry', code: 'BIGQUERY_ROW_RETRYABLE' }] }, { failures: [{ index: 7, kind: 'retry', code: 'BIGQUERY_ROW_RETRYABLE' }] });
+    sink.answers.push(
+      { failures: [{ index: -1, kind: 'retry', code: 'BIGQUERY_ROW_RETRYABLE' }] },
+      { failures: [{ index: 7, kind: 'retry', code: 'BIGQUERY_ROW_RETRYABLE' }] },
+    );
     const envelopes = submit(3);
     const drained = pipeline.drain();
     await clock.runAll();
@@ -196,7 +215,15 @@ describe('RoutePipeline outcomes', () => {
 
   it('retries only the rows with retryable per-row errors', async () => {
     const { sink, pipeline, submit, clock } = setup();
-    sink.answers.push((rows) => insertAllAnswer([{ index: 1, errors: [{ reason: 'backendError' }] }, { index: 4, errors: [{ reason: 'timeout' }] }], rows.length));
+    sink.answers.push((rows) =>
+      insertAllAnswer(
+        [
+          { index: 1, errors: [{ reason: 'backendError' }] },
+          { index: 4, errors: [{ reason: 'timeout' }] },
+        ],
+        rows.length,
+      ),
+    );
     submit(5);
     const drained = pipeline.drain();
     await clock.runAll();
@@ -284,7 +311,12 @@ describe('RoutePipeline outcomes', () => {
   });
 
   it('a paused route holds only its share and hands the rest back for its next probe, not at once', async () => {
-    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 2, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 1, probeIntervalMs: 60_000, maxUnsettledRows: 4 });
+    const { sink, pipeline, submit, clock } = setup({
+      batch: { maxRows: 2, maxBytes: 1_000_000, maxDelayMs: 60_000 },
+      maxInFlightBatches: 1,
+      probeIntervalMs: 60_000,
+      maxUnsettledRows: 4,
+    });
     sink.answers.push(new TributaryError('ACCESS_DENIED', 'denied'));
     submit(2);
     await clock.advance(0);
@@ -296,7 +328,11 @@ describe('RoutePipeline outcomes', () => {
   });
 
   it('a slow route that is running also stops at its share: rows in flight count, and what comes back waits about one request', async () => {
-    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 2, maxUnsettledRows: 10 });
+    const { sink, pipeline, submit, clock } = setup({
+      batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 },
+      maxInFlightBatches: 2,
+      maxUnsettledRows: 10,
+    });
     sink.hold = true;
     const first = submit(10);
     await clock.advance(0);
@@ -322,7 +358,11 @@ describe('RoutePipeline outcomes', () => {
   });
 
   it('halves its in-flight limit when throttled, paces at one, and climbs back on success', async () => {
-    const { sink, pipeline, submit, clock } = setup({ maxInFlightBatches: 8, batch: { maxRows: 1, maxBytes: 1_000_000, maxDelayMs: 60_000 }, retry: { maxAttempts: 6, initialDelayMs: 1, maxDelayMs: 2 } });
+    const { sink, pipeline, submit, clock } = setup({
+      maxInFlightBatches: 8,
+      batch: { maxRows: 1, maxBytes: 1_000_000, maxDelayMs: 60_000 },
+      retry: { maxAttempts: 6, initialDelayMs: 1, maxDelayMs: 2 },
+    });
     sink.answers.push(...Array.from({ length: 5 }, () => new TributaryError('BIGQUERY_RATE_LIMITED', '403 rateLimitExceeded')));
     const [envelope] = submit(1);
     const drained = pipeline.drain();
@@ -341,7 +381,12 @@ describe('RoutePipeline outcomes', () => {
 describe('RoutePipeline on a shared window', () => {
   it('borrows beyond its share only once it has answered quickly, and stops when a request stays open', async () => {
     const window = new WindowShare(40);
-    const { sink, pipeline, submit, clock } = setup({ batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 }, maxInFlightBatches: 8, maxUnsettledRows: 10, window });
+    const { sink, pipeline, submit, clock } = setup({
+      batch: { maxRows: 5, maxBytes: 1_000_000, maxDelayMs: 60_000 },
+      maxInFlightBatches: 8,
+      maxUnsettledRows: 10,
+      window,
+    });
     const other = { unsettledRows: 15, share: 20, mayBorrow: false };
     window.join(other);
     sink.hold = true;

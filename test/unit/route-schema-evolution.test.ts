@@ -122,7 +122,11 @@ function setup(overrides: Partial<RoutePipelineOptions> = {}, initial: TableFiel
   const observer = new RecordingObserver();
   const settler = new Settler(deadLetters, observer, clock, silent);
   const logged: Array<{ fields: object; message: string }> = [];
-  const logger: Logger = { ...silent, info: (fields, message) => logged.push({ fields, message }), error: (fields, message) => logged.push({ fields, message }) };
+  const logger: Logger = {
+    ...silent,
+    info: (fields, message) => logged.push({ fields, message }),
+    error: (fields, message) => logged.push({ fields, message }),
+  };
   const options: RoutePipelineOptions = {
     name: 'access',
     table,
@@ -159,7 +163,13 @@ const rowV2 = (i: number): Row => ({ n: i, path: `/p/${i}`, region: 'eu', tags: 
 
 /** insertAll's answer naming a field it does not know, for every row of the request. */
 function noSuchField(field: string) {
-  return (rows: readonly unknown[]) => ({ failures: rowFailures(rows.map((_, index) => ({ index, errors: [{ reason: 'invalid', location: field, message: `no such field: ${field}.` }] })), rows.length, table) });
+  return (rows: readonly unknown[]) => ({
+    failures: rowFailures(
+      rows.map((_, index) => ({ index, errors: [{ reason: 'invalid', location: field, message: `no such field: ${field}.` }] })),
+      rows.length,
+      table,
+    ),
+  });
 }
 
 async function drainOn(clock: ManualClock, pipeline: RoutePipeline): Promise<void> {
@@ -200,7 +210,9 @@ describe('schema evolution in the route', () => {
     expect(Math.max(...observer.waits.map((w) => w.seconds))).toBeGreaterThanOrEqual(150);
     const changes = logged.filter((l) => l.message === 'Table schema changed.');
     expect(changes).toHaveLength(1);
-    expect(changes[0]?.fields).toMatchObject({ diff: ['+ region STRING NULLABLE', '+ tags STRING REPEATED', '+ geo RECORD NULLABLE', '+ geo.city STRING NULLABLE'] });
+    expect(changes[0]?.fields).toMatchObject({
+      diff: ['+ region STRING NULLABLE', '+ tags STRING REPEATED', '+ geo RECORD NULLABLE', '+ geo.city STRING NULLABLE'],
+    });
   });
 
   it('a change another replica made first (nothing left to do here) still makes the route re-read the table', async () => {
@@ -256,7 +268,10 @@ describe('schema evolution in the route', () => {
 
 describe('the propagation window', () => {
   it('a "no such field" answer for a field the fresh schema has is a wait: the rows are sent again and land, outside the retry budget', async () => {
-    const { clock, sink, deadLetters, observer, pipeline, submit } = setup({ schemaEvolution: 'off', retry: { maxAttempts: 1, initialDelayMs: 100, maxDelayMs: 100 } }, rev2);
+    const { clock, sink, deadLetters, observer, pipeline, submit } = setup(
+      { schemaEvolution: 'off', retry: { maxAttempts: 1, initialDelayMs: 100, maxDelayMs: 100 } },
+      rev2,
+    );
     // Streaming inserts keep refusing `region` for about 20 s.
     const until = clock.now() + 20_000;
     sink.answers.push(...Array.from({ length: 50 }, () => (rows: readonly unknown[]) => (clock.now() < until ? noSuchField('region')(rows) : {})));
@@ -313,7 +328,10 @@ describe('creating a missing table', () => {
     const layout: TableLayout = { partitioning: { type: 'DAY', field: 'ts' }, clustering: ['path'] };
     const { clock, sink, evolver, deadLetters, pipeline, submit } = setup({ createTable: layout, schemaEvolution: 'off' });
     sink.schemaError = new TributaryError('TABLE_NOT_FOUND', 'Not found: Table p:d.access');
-    sink.answers.push(new TributaryError('TABLE_NOT_FOUND', 'Not found: Table p:d.access'), new TributaryError('TABLE_NOT_FOUND', 'Not found: Table p:d.access'));
+    sink.answers.push(
+      new TributaryError('TABLE_NOT_FOUND', 'Not found: Table p:d.access'),
+      new TributaryError('TABLE_NOT_FOUND', 'Not found: Table p:d.access'),
+    );
     const envelopes = submit(25, 'confluent:1', rev1, rowV1);
     await clock.advance(10);
     expect(pipeline.status().state).toBe('running');

@@ -69,7 +69,14 @@ describe('createRowConverter: schema', () => {
   });
 
   it('rejects fields that BigQuery would see as one column (case-insensitive)', () => {
-    const err = failure(() => createRowConverter(record([{ name: 'id', type: 'int' }, { name: 'ID', type: 'int' }])));
+    const err = failure(() =>
+      createRowConverter(
+        record([
+          { name: 'id', type: 'int' },
+          { name: 'ID', type: 'int' },
+        ]),
+      ),
+    );
     expect(err.code).toBe('SCHEMA_INVALID');
     expect(err.message).toContain('"id" and "ID"');
   });
@@ -210,7 +217,7 @@ describe('createRowConverter: timestamps', () => {
     expect(one(localMicros, 1700000000123456n)).toBe('2023-11-14T22:13:20.123456');
     expect(one(localMicros, -62135596800000000n)).toBe('0001-01-01T00:00:00.000000');
     expect(one(localMicros, 253402300799999999n)).toBe('9999-12-31T23:59:59.999999');
-    expect(failure(() => one(localMicros, 253402300800000000n)).message).toContain("DATETIME range 0001-01-01T00:00:00..9999-12-31T23:59:59.999999");
+    expect(failure(() => one(localMicros, 253402300800000000n)).message).toContain('DATETIME range 0001-01-01T00:00:00..9999-12-31T23:59:59.999999');
     expect(failure(() => one(localMillis, -62135596800001n)).code).toBe('CONVERSION_FAILED');
     expect(column(localMillis)).toEqual({ name: 'f', type: 'DATETIME', mode: 'REQUIRED' });
     expect(column(localMicros)).toEqual({ name: 'f', type: 'DATETIME', mode: 'REQUIRED' });
@@ -314,7 +321,17 @@ describe('createRowConverter: records, arrays and maps', () => {
   it('converts nested records', () => {
     const schema = record([
       { name: 'id', type: 'string' },
-      { name: 'user', type: { type: 'record', name: 'User', fields: [{ name: 'name', type: 'string' }, { name: 'age', type: 'int' }] } },
+      {
+        name: 'user',
+        type: {
+          type: 'record',
+          name: 'User',
+          fields: [
+            { name: 'name', type: 'string' },
+            { name: 'age', type: 'int' },
+          ],
+        },
+      },
     ]);
     expect(convert(schema, { id: 'a', user: { name: 'n', age: 3 } })).toEqual({ id: 'a', user: { name: 'n', age: 3 } });
     expect(bigQueryFieldsFor(schema)).toEqual([
@@ -439,7 +456,10 @@ describe('createRowConverter: records, arrays and maps', () => {
 
 describe('createRowConverter: unions', () => {
   it('maps [null, T] (null in any position) to NULLABLE T', () => {
-    for (const type of [['null', 'string'], ['string', 'null']]) {
+    for (const type of [
+      ['null', 'string'],
+      ['string', 'null'],
+    ]) {
       expect(one(type, null)).toBeNull();
       expect(one(type, { string: 'x' })).toBe('x');
       expect(column(type)).toEqual({ name: 'f', type: 'STRING', mode: 'NULLABLE' });
@@ -550,7 +570,18 @@ describe('createRowConverter: names and recursion', () => {
         { name: 'a', type: { type: 'record', name: 'Inner', fields: [{ name: 'v', type: 'int' }] } },
         { name: 'b', type: 'Inner' },
         { name: 'c', type: 'com.acme.Inner' },
-        { name: 'd', type: { type: 'record', name: 'Other', namespace: 'org.other', fields: [{ name: 'j', type: 'com.acme.Inner' }, { name: 'k', type: { type: 'enum', name: 'Mood', symbols: ['OK'] } }] } },
+        {
+          name: 'd',
+          type: {
+            type: 'record',
+            name: 'Other',
+            namespace: 'org.other',
+            fields: [
+              { name: 'j', type: 'com.acme.Inner' },
+              { name: 'k', type: { type: 'enum', name: 'Mood', symbols: ['OK'] } },
+            ],
+          },
+        },
         { name: 'e', type: { type: 'fixed', name: 'Id', size: 2 } },
         { name: 'f', type: ['null', 'Id', 'Inner', 'org.other.Mood'] },
         { name: 'g', type: { type: 'record', name: 'x.y.Tree', fields: [{ name: 'kids', type: { type: 'array', items: 'Tree' } }] } },
@@ -599,7 +630,13 @@ describe('createRowConverter: names and recursion', () => {
         { name: 'children', type: { type: 'array', items: 'Node' } },
       ],
     });
-    const deep = { name: 'a', children: [{ name: 'b', children: [{ name: 'c', children: [] }] }, { name: 'd', children: [] }] };
+    const deep = {
+      name: 'a',
+      children: [
+        { name: 'b', children: [{ name: 'c', children: [] }] },
+        { name: 'd', children: [] },
+      ],
+    };
     expect(convert(tree, deep)).toEqual(deep);
     expect(failure(() => bigQueryFieldsFor(tree)).code).toBe('SCHEMA_INVALID');
   });
@@ -615,8 +652,12 @@ describe('createRowConverter: names and recursion', () => {
     expect(err.code).toBe('SCHEMA_INVALID');
     expect(err.message).toContain('exceeds BigQuery');
     // a map adds a RECORD level too
-    expect(() => bigQueryFieldsFor(record([{ name: 'top', type: { type: 'map', values: (nested(14) as { fields: { type: unknown }[] }).fields[0]?.type } }]))).not.toThrow();
-    expect(() => bigQueryFieldsFor(record([{ name: 'top', type: { type: 'map', values: (nested(15) as { fields: { type: unknown }[] }).fields[0]?.type } }]))).toThrow(TributaryError);
+    expect(() =>
+      bigQueryFieldsFor(record([{ name: 'top', type: { type: 'map', values: (nested(14) as { fields: { type: unknown }[] }).fields[0]?.type } }])),
+    ).not.toThrow();
+    expect(() =>
+      bigQueryFieldsFor(record([{ name: 'top', type: { type: 'map', values: (nested(15) as { fields: { type: unknown }[] }).fields[0]?.type } }])),
+    ).toThrow(TributaryError);
   });
 });
 
@@ -640,7 +681,14 @@ describe('bigQueryFieldsFor: access log', () => {
         name: 'user',
         type: [
           'null',
-          { type: 'record', name: 'User', fields: [{ name: 'id', type: 'long' }, { name: 'email', type: ['null', 'string'] }] },
+          {
+            type: 'record',
+            name: 'User',
+            fields: [
+              { name: 'id', type: 'long' },
+              { name: 'email', type: ['null', 'string'] },
+            ],
+          },
         ],
         default: null,
       },
@@ -735,7 +783,14 @@ describe('bigQueryFieldsFor: access log', () => {
   });
 
   it('accepts an avsc Type as the schema', () => {
-    const fields = bigQueryFieldsFor(createAvroType(record([{ name: 'n', type: 'int' }, { name: 's', type: ['null', 'string'] }])));
+    const fields = bigQueryFieldsFor(
+      createAvroType(
+        record([
+          { name: 'n', type: 'int' },
+          { name: 's', type: ['null', 'string'] },
+        ]),
+      ),
+    );
     expect(fields).toEqual([
       { name: 'n', type: 'INT64', mode: 'REQUIRED' },
       { name: 's', type: 'STRING', mode: 'NULLABLE' },

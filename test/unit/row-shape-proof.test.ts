@@ -28,7 +28,9 @@ describe('RowValidator.proves: the columns a converter writes, against the table
     for (const schema of [accessV1, audit, metric]) {
       const table = tableSchemaFor(schema);
       expect(validator(table.fields).proves(shapeOf(schema))).toBe(true);
-      const legacy = JSON.parse(JSON.stringify(table.fields).replaceAll('"INT64"', '"INTEGER"').replaceAll('"FLOAT64"', '"FLOAT"').replaceAll('"BOOL"', '"BOOLEAN"')) as TableField[];
+      const legacy = JSON.parse(
+        JSON.stringify(table.fields).replaceAll('"INT64"', '"INTEGER"').replaceAll('"FLOAT64"', '"FLOAT"').replaceAll('"BOOL"', '"BOOLEAN"'),
+      ) as TableField[];
       expect(validator(legacy).proves(shapeOf(schema))).toBe(true);
     }
   });

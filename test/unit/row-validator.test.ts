@@ -160,9 +160,26 @@ describe('createRowValidator: value types', () => {
   it('INT64/INTEGER: safe integers and integer strings within int64', () => {
     for (const type of ['INT64', 'INTEGER', 'int64']) {
       accepts(type, [0, -1, 9007199254740991, -9007199254740991, '9007199254740992', '9223372036854775807', '-9223372036854775808', '+5', '007']);
-      rejects(type, [1.5, 9007199254740992, Number.NaN, '9223372036854775808', '-9223372036854775809', '99999999999999999999', '1.0', '1e3', '', '-', 'x', true, {}, []]);
+      rejects(type, [
+        1.5,
+        9007199254740992,
+        Number.NaN,
+        '9223372036854775808',
+        '-9223372036854775809',
+        '99999999999999999999',
+        '1.0',
+        '1e3',
+        '',
+        '-',
+        'x',
+        true,
+        {},
+        [],
+      ]);
     }
-    expect(check('INT64', 1.5)).toMatchObject({ message: 'field "v": INT64 needs a safe integer number or an integer string within the INT64 range, got 1.5 (number)' });
+    expect(check('INT64', 1.5)).toMatchObject({
+      message: 'field "v": INT64 needs a safe integer number or an integer string within the INT64 range, got 1.5 (number)',
+    });
   });
 
   it('FLOAT64/FLOAT: finite numbers, numeric strings, NaN/Infinity strings', () => {

@@ -92,7 +92,12 @@ describe('SchemaCache: registry health, what readiness consults', () => {
     const clock = { ms: 0 };
     const faults: TributaryError[] = [];
     const recoveries: number[] = [];
-    const cache = new SchemaCache(registry, 100, { ...events, registryFault: (e) => faults.push(e), registryRecovered: () => recoveries.push(clock.ms) }, () => clock.ms);
+    const cache = new SchemaCache(
+      registry,
+      100,
+      { ...events, registryFault: (e) => faults.push(e), registryRecovered: () => recoveries.push(clock.ms) },
+      () => clock.ms,
+    );
     return { registry, cache, clock, faults, recoveries };
   }
 
@@ -106,7 +111,12 @@ describe('SchemaCache: registry health, what readiness consults', () => {
     }
     // 50 s of failures: one loud report, not 50.
     expect(faults).toHaveLength(1);
-    expect(cache.registryHealth()).toEqual({ healthy: false, code: 'REGISTRY_ACCESS_DENIED', reason: 'the worker may not read schemas', failingForSeconds: 49 });
+    expect(cache.registryHealth()).toEqual({
+      healthy: false,
+      code: 'REGISTRY_ACCESS_DENIED',
+      reason: 'the worker may not read schemas',
+      failingForSeconds: 49,
+    });
     clock.ms += 10_000;
     await expect(cache.get(refOf(98))).rejects.toMatchObject({ code: 'REGISTRY_ACCESS_DENIED' });
     expect(faults).toHaveLength(1);

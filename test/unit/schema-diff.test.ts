@@ -2,14 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AvroSchema } from '../../src/core/avro-type.js';
 import { createRowValidator } from '../../src/core/rows/row-validator.js';
-import {
-  diffAvroAgainstTable,
-  diffTableSchema,
-  hasChanges,
-  incompatibilityError,
-  renderSchemaDiff,
-  routeTableFields,
-} from '../../src/core/schema-diff.js';
+import { diffAvroAgainstTable, diffTableSchema, hasChanges, incompatibilityError, renderSchemaDiff, routeTableFields } from '../../src/core/schema-diff.js';
 import type { TableField, TableSchema } from '../../src/core/table-schema.js';
 import { schemaUpdateProblem } from '../support/bigquery-test-server.js';
 
@@ -80,7 +73,17 @@ describe('diffAvroAgainstTable', () => {
       { name: 'zone', type: 'string' },
       { name: 'tags', type: { type: 'array', items: 'string' } },
       { name: 'labels', type: { type: 'map', values: 'string' } },
-      { name: 'geo', type: { type: 'record', name: 'Geo', fields: [{ name: 'lat', type: 'double' }, { name: 'lon', type: 'double' }] } },
+      {
+        name: 'geo',
+        type: {
+          type: 'record',
+          name: 'Geo',
+          fields: [
+            { name: 'lat', type: 'double' },
+            { name: 'lon', type: 'double' },
+          ],
+        },
+      },
     ]);
     const diff = diffAvroAgainstTable(rev2, METADATA, TABLE_V1);
     expect(diff.incompatibilities).toEqual([]);
@@ -105,7 +108,14 @@ describe('diffAvroAgainstTable', () => {
 
   it('adds fields inside existing RECORD columns at any depth, at the end of their RECORD', () => {
     const deep = { type: 'record', name: 'Deep', fields: [{ name: 'a', type: 'string' }] };
-    const deeper = { type: 'record', name: 'Deep', fields: [{ name: 'a', type: 'string' }, { name: 'b', type: ['null', 'long'], default: null }] };
+    const deeper = {
+      type: 'record',
+      name: 'Deep',
+      fields: [
+        { name: 'a', type: 'string' },
+        { name: 'b', type: ['null', 'long'], default: null },
+      ],
+    };
     const table: TableSchema = {
       fields: [
         ...TABLE_V1.fields.filter((f) => f.name !== 'source'),
@@ -120,9 +130,34 @@ describe('diffAvroAgainstTable', () => {
         },
       ],
     };
-    expect(hasChanges(diffAvroAgainstTable(withFields([], { source: { type: 'record', name: 'Source', fields: [{ name: 'host', type: 'string' }, { name: 'deep', type: deep }] } }), METADATA, table))).toBe(false);
+    expect(
+      hasChanges(
+        diffAvroAgainstTable(
+          withFields([], {
+            source: {
+              type: 'record',
+              name: 'Source',
+              fields: [
+                { name: 'host', type: 'string' },
+                { name: 'deep', type: deep },
+              ],
+            },
+          }),
+          METADATA,
+          table,
+        ),
+      ),
+    ).toBe(false);
     const rev = withFields([], {
-      source: { type: 'record', name: 'Source', fields: [{ name: 'port', type: 'int' }, { name: 'host', type: 'string' }, { name: 'deep', type: deeper }] },
+      source: {
+        type: 'record',
+        name: 'Source',
+        fields: [
+          { name: 'port', type: 'int' },
+          { name: 'host', type: 'string' },
+          { name: 'deep', type: deeper },
+        ],
+      },
     });
     const diff = diffAvroAgainstTable(rev, METADATA, table);
     expect(renderSchemaDiff(diff)).toEqual(['+ source.deep.b INT64 NULLABLE', '+ source.port INT64 NULLABLE']);
@@ -162,7 +197,12 @@ describe('diffAvroAgainstTable', () => {
     const table: TableSchema = { fields: TABLE_V1.fields.map((f) => (f.name === 'status' ? { ...f, type: 'STRING' } : f)) };
     const diff = diffAvroAgainstTable(rev, METADATA, table);
     expect(diff.incompatibilities).toEqual([
-      { path: 'status', tableType: 'STRING', recordType: 'INT64', message: expect.stringContaining('field "status" is STRING in the table but INT64 in the record') },
+      {
+        path: 'status',
+        tableType: 'STRING',
+        recordType: 'INT64',
+        message: expect.stringContaining('field "status" is STRING in the table but INT64 in the record'),
+      },
       { path: 'amount', tableType: 'NUMERIC', recordType: 'STRING', message: expect.stringContaining('"amount" is NUMERIC in the table but STRING') },
       { path: 'source.host', tableType: 'STRING', recordType: 'STRING REPEATED', message: expect.stringContaining('array') },
     ]);
@@ -208,19 +248,24 @@ describe('diffTableSchema properties', () => {
   const MODES = ['NULLABLE', 'REQUIRED', 'REPEATED'] as const;
 
   const fieldsArb: fc.Memo<TableField[]> = fc.memo((depth) =>
-    fc.uniqueArray(
-      fc.record({
-        name: fc.constantFrom(...NAMES),
-        mode: fc.constantFrom(...MODES),
-        kind: depth > 1 ? fc.constantFrom(...TYPES, 'RECORD') : fc.constantFrom(...TYPES),
-        fields: depth > 1 ? fieldsArb(depth - 1) : fc.constant([] as TableField[]),
-      }),
-      { selector: (f) => f.name, maxLength: NAMES.length },
-    ).map((list) =>
-      list.map((f): TableField =>
-        f.kind === 'RECORD' && f.fields.length > 0 ? { name: f.name, type: 'RECORD', mode: f.mode, fields: f.fields } : { name: f.name, type: f.kind === 'RECORD' ? 'STRING' : f.kind, mode: f.mode },
+    fc
+      .uniqueArray(
+        fc.record({
+          name: fc.constantFrom(...NAMES),
+          mode: fc.constantFrom(...MODES),
+          kind: depth > 1 ? fc.constantFrom(...TYPES, 'RECORD') : fc.constantFrom(...TYPES),
+          fields: depth > 1 ? fieldsArb(depth - 1) : fc.constant([] as TableField[]),
+        }),
+        { selector: (f) => f.name, maxLength: NAMES.length },
+      )
+      .map((list) =>
+        list.map(
+          (f): TableField =>
+            f.kind === 'RECORD' && f.fields.length > 0
+              ? { name: f.name, type: 'RECORD', mode: f.mode, fields: f.fields }
+              : { name: f.name, type: f.kind === 'RECORD' ? 'STRING' : f.kind, mode: f.mode },
+        ),
       ),
-    ),
   );
 
   /** Every existing field keeps its place at every depth: new ones only follow them. */

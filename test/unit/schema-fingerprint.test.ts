@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { createAvroType } from '../../src/core/avro-type.js';
 import { decodePayload } from '../../src/core/decoder.js';
 import { compileSchema } from '../../src/core/schema-cache.js';
-import { crc64Avro, fingerprintAsSignedLong, fingerprintBytes, fingerprintSchema, MAX_SCHEMA_DEPTH, parsingCanonicalForm } from '../../src/core/schema-fingerprint.js';
+import {
+  crc64Avro,
+  fingerprintAsSignedLong,
+  fingerprintBytes,
+  fingerprintSchema,
+  MAX_SCHEMA_DEPTH,
+  parsingCanonicalForm,
+} from '../../src/core/schema-fingerprint.js';
 import { readSchemaReference, schemaKey } from '../../src/core/schema-reference.js';
 import { TributaryError } from '../../src/errors.js';
 
@@ -103,12 +110,24 @@ describe('Parsing Canonical Form, fingerprints and single-object encoding agains
 describe('Parsing Canonical Form edge cases', () => {
   it('strips logical types down to the underlying type', () => {
     expect(parsingCanonicalForm({ type: 'long', logicalType: 'timestamp-micros' })).toBe('"long"');
-    expect(parsingCanonicalForm({ type: 'fixed', name: 'D', size: 16, logicalType: 'decimal', precision: 30, scale: 2 })).toBe('{"name":"D","type":"fixed","size":16}');
+    expect(parsingCanonicalForm({ type: 'fixed', name: 'D', size: 16, logicalType: 'decimal', precision: 30, scale: 2 })).toBe(
+      '{"name":"D","type":"fixed","size":16}',
+    );
   });
 
   it('writes a named type in full once, then by full name', () => {
-    const schema = { type: 'record', name: 'R', namespace: 'n', fields: [{ name: 'a', type: { type: 'enum', name: 'E', symbols: ['X'] } }, { name: 'b', type: 'E' }] };
-    expect(parsingCanonicalForm(schema)).toBe('{"name":"n.R","type":"record","fields":[{"name":"a","type":{"name":"n.E","type":"enum","symbols":["X"]}},{"name":"b","type":"n.E"}]}');
+    const schema = {
+      type: 'record',
+      name: 'R',
+      namespace: 'n',
+      fields: [
+        { name: 'a', type: { type: 'enum', name: 'E', symbols: ['X'] } },
+        { name: 'b', type: 'E' },
+      ],
+    };
+    expect(parsingCanonicalForm(schema)).toBe(
+      '{"name":"n.R","type":"record","fields":[{"name":"a","type":{"name":"n.E","type":"enum","symbols":["X"]}},{"name":"b","type":"n.E"}]}',
+    );
   });
 
   it('refuses undefined names, nameless named types and schemas nested too deep', () => {

@@ -41,8 +41,8 @@ describe('readSchemaReference', () => {
     expect(codeOf(() => readSchemaReference({}, Buffer.from([0, 0, 1])))).toBe('NO_SCHEMA_REFERENCE');
     expect(codeOf(() => readSchemaReference({}, Buffer.from('{"json": true}')))).toBe('NO_SCHEMA_REFERENCE');
     expect(codeOf(() => readSchemaReference({ googclient_schemaname: 'x' }, Buffer.from([0, 0, 0, 0, 1])))).toBe('NO_SCHEMA_REFERENCE');
-    expect(codeOf(() => readSchemaReference({ googclient_schemaname: 'x', googclient_schemarevisionid: 'r', googclient_schemaencoding: 'XML' }, Buffer.alloc(1)))).toBe(
-      'NO_SCHEMA_REFERENCE',
-    );
+    expect(
+      codeOf(() => readSchemaReference({ googclient_schemaname: 'x', googclient_schemarevisionid: 'r', googclient_schemaencoding: 'XML' }, Buffer.alloc(1))),
+    ).toBe('NO_SCHEMA_REFERENCE');
   });
 });

@@ -82,7 +82,10 @@ function grpcError(code: number, status: string, details: string): Error {
 }
 
 /** The schema service as the registry reaches it; `projectId` resolves on the first client, like the real client's. */
-function schemaService(answer: (name: string) => Promise<{ type?: unknown; definition?: string | null }>, projectId = 'worker-project'): SchemaService & { names: string[] } {
+function schemaService(
+  answer: (name: string) => Promise<{ type?: unknown; definition?: string | null }>,
+  projectId = 'worker-project',
+): SchemaService & { names: string[] } {
   const names: string[] = [];
   const service = {
     projectId: '{{projectId}}',
@@ -100,7 +103,7 @@ function schemaService(answer: (name: string) => Promise<{ type?: unknown; defin
   return service;
 }
 
-const denied = (): Promise<never> => Promise.reject(grpcError(7, 'PERMISSION_DENIED', "User not authorized to perform this action."));
+const denied = (): Promise<never> => Promise.reject(grpcError(7, 'PERMISSION_DENIED', 'User not authorized to perform this action.'));
 const notFound = (): Promise<never> => Promise.reject(grpcError(5, 'NOT_FOUND', 'Resource not found (resource=logs).'));
 
 describe('PubSubSchemaRegistry: data error or configuration fault, by whose project the reference names', () => {
@@ -145,7 +148,7 @@ describe('PubSubSchemaRegistry: data error or configuration fault, by whose proj
     expect(error.message).toContain('in project someone-else');
   });
 
-  it('NOT_FOUND in the worker\'s own project is SCHEMA_NOT_FOUND', async () => {
+  it("NOT_FOUND in the worker's own project is SCHEMA_NOT_FOUND", async () => {
     const error = await failure(new PubSubSchemaRegistry(schemaService(notFound)).fetch(pubsubRef('projects/worker-project/schemas/logs')));
     expect(error.code).toBe('SCHEMA_NOT_FOUND');
   });
@@ -174,7 +177,7 @@ describe('PubSubSchemaRegistry: data error or configuration fault, by whose proj
     expect(error.code).toBe('REGISTRY_ACCESS_DENIED');
   });
 
-  it('UNAUTHENTICATED is the worker\'s credentials: REGISTRY_ACCESS_DENIED whatever the project', async () => {
+  it("UNAUTHENTICATED is the worker's credentials: REGISTRY_ACCESS_DENIED whatever the project", async () => {
     const unauthenticated = (): Promise<never> => Promise.reject(grpcError(16, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'));
     const error = await failure(new PubSubSchemaRegistry(schemaService(unauthenticated)).fetch(pubsubRef('projects/someone-else/schemas/logs')));
     expect(error.code).toBe('REGISTRY_ACCESS_DENIED');
@@ -187,7 +190,11 @@ describe('PubSubSchemaRegistry: data error or configuration fault, by whose proj
   });
 
   it('a schema that is not Avro is SCHEMA_INVALID', async () => {
-    const error = await failure(new PubSubSchemaRegistry(schemaService(async () => ({ type: 'PROTOCOL_BUFFER', definition: 'syntax = "proto3";' }))).fetch(pubsubRef('projects/worker-project/schemas/logs')));
+    const error = await failure(
+      new PubSubSchemaRegistry(schemaService(async () => ({ type: 'PROTOCOL_BUFFER', definition: 'syntax = "proto3";' }))).fetch(
+        pubsubRef('projects/worker-project/schemas/logs'),
+      ),
+    );
     expect(error.code).toBe('SCHEMA_INVALID');
   });
 });

@@ -25,8 +25,18 @@ describe('SettleAgeHistogram', () => {
     ours.registerMetric(histogram.asMetric());
     const reference = new Histogram({ name: 'theirs', help: 'h', labelNames: ['route', 'outcome'], buckets: BUCKETS, registers: [theirs] });
 
-    histogram.observeBatch('access', 'acked', agesMs.slice(0, 9).map((a) => ({ publishTimeMs: now - a })), now);
-    histogram.observeBatch('access', 'acked', agesMs.slice(9).map((a) => ({ publishTimeMs: now - a })), now);
+    histogram.observeBatch(
+      'access',
+      'acked',
+      agesMs.slice(0, 9).map((a) => ({ publishTimeMs: now - a })),
+      now,
+    );
+    histogram.observeBatch(
+      'access',
+      'acked',
+      agesMs.slice(9).map((a) => ({ publishTimeMs: now - a })),
+      now,
+    );
     histogram.observeBatch('audit', 'dead-lettered', [{ publishTimeMs: now - 2_000 }], now);
     for (const a of agesMs) reference.observe({ route: 'access', outcome: 'acked' }, Math.max(0, a) / 1000);
     reference.observe({ route: 'audit', outcome: 'dead-lettered' }, 2);

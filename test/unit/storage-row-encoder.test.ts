@@ -19,7 +19,10 @@ function decoderFor(descriptor: WriterDescriptor): protobuf.Type {
   const root = new protobuf.Root();
   const toType = (d: WriterDescriptor): protobuf.Type => {
     const type = new protobuf.Type(d.name);
-    for (const f of d.field) type.add(new protobuf.Field(f.name, f.number, f.type === 11 ? (f.typeName as string) : (TYPES[f.type] as string), f.label === 3 ? 'repeated' : 'optional'));
+    for (const f of d.field)
+      type.add(
+        new protobuf.Field(f.name, f.number, f.type === 11 ? (f.typeName as string) : (TYPES[f.type] as string), f.label === 3 ? 'repeated' : 'optional'),
+      );
     return type;
   };
   root.add(toType(descriptor));
@@ -157,7 +160,11 @@ describe('storage row encoder: other scalars', () => {
     ['STRING', '✓'.repeat(42), '✓'.repeat(42)],
     ['STRING', 'x'.repeat(127), 'x'.repeat(127)],
     ['NUMERIC', '-123.450000000', '-123.450000000'],
-    ['BIGNUMERIC', '12345678901234567890123456789012345678.12345678901234567890123456789012345678', '12345678901234567890123456789012345678.12345678901234567890123456789012345678'],
+    [
+      'BIGNUMERIC',
+      '12345678901234567890123456789012345678.12345678901234567890123456789012345678',
+      '12345678901234567890123456789012345678.12345678901234567890123456789012345678',
+    ],
     ['DATETIME', '1969-07-20T20:17:40.000000', '1969-07-20T20:17:40.000000'],
     ['TIME', '23:59:59.999999', '23:59:59.999999'],
     ['GEOGRAPHY', 'POINT(1 2)', 'POINT(1 2)'],
@@ -172,7 +179,17 @@ describe('storage row encoder: other scalars', () => {
   });
 
   it('NULL is an absent field', () => {
-    expect(roundTrip({ fields: [{ name: 'a', type: 'STRING' }, { name: 'b', type: 'INT64' }] }, { a: null, b: 1 })).toEqual({ b: '1' });
+    expect(
+      roundTrip(
+        {
+          fields: [
+            { name: 'a', type: 'STRING' },
+            { name: 'b', type: 'INT64' },
+          ],
+        },
+        { a: null, b: 1 },
+      ),
+    ).toEqual({ b: '1' });
   });
 });
 
@@ -196,7 +213,21 @@ describe('storage row encoder: records and repetition', () => {
         type: 'RECORD',
         fields: [
           { name: 'at', type: 'TIMESTAMP' },
-          { name: 'inner', type: 'RECORD', fields: [{ name: 'deep', type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'd', type: 'DATE' }, { name: 'big', type: 'STRING' }] }] },
+          {
+            name: 'inner',
+            type: 'RECORD',
+            fields: [
+              {
+                name: 'deep',
+                type: 'RECORD',
+                mode: 'REPEATED',
+                fields: [
+                  { name: 'd', type: 'DATE' },
+                  { name: 'big', type: 'STRING' },
+                ],
+              },
+            ],
+          },
         ],
       },
     ],
@@ -212,14 +243,30 @@ describe('storage row encoder: records and repetition', () => {
         { key: 'host', value: 'example.com' },
         { key: 'empty', value: null },
       ],
-      outer: { at: '1969-12-31T23:59:59.000001Z', inner: { deep: [{ d: '1960-01-01', big: long }, { d: '2030-12-31', big: 'z' }] } },
+      outer: {
+        at: '1969-12-31T23:59:59.000001Z',
+        inner: {
+          deep: [
+            { d: '1960-01-01', big: long },
+            { d: '2030-12-31', big: 'z' },
+          ],
+        },
+      },
     };
     expect(roundTrip(schema, row)).toEqual({
       id: 'r1',
       tags: ['a', 'b', ''],
       ns: ['1', '-1', '9223372036854775807'],
       headers: [{ key: 'host', value: 'example.com' }, { key: 'empty' }],
-      outer: { at: '-999999', inner: { deep: [{ d: -3653, big: long }, { d: 22279, big: 'z' }] } },
+      outer: {
+        at: '-999999',
+        inner: {
+          deep: [
+            { d: -3653, big: long },
+            { d: 22279, big: 'z' },
+          ],
+        },
+      },
     });
   });
 
@@ -266,7 +313,11 @@ describe('storage row encoder: rows the converter makes', () => {
       for (let i = 0; i < 50; i++) {
         const row = convert(type.fromBuffer(type.toBuffer(make(i))));
         const decoded = roundTrip(schema, row);
-        expect(Object.keys(decoded).sort()).toEqual(Object.keys(row).filter((k) => row[k] !== null && !(Array.isArray(row[k]) && (row[k] as unknown[]).length === 0)).sort());
+        expect(Object.keys(decoded).sort()).toEqual(
+          Object.keys(row)
+            .filter((k) => row[k] !== null && !(Array.isArray(row[k]) && (row[k] as unknown[]).length === 0))
+            .sort(),
+        );
       }
     }
   });
@@ -280,7 +331,15 @@ describe('storage row encoder: properties', () => {
       { name: 'x', type: 'FLOAT64' },
       { name: 'ts', type: 'TIMESTAMP' },
       { name: 'tags', type: 'STRING', mode: 'REPEATED' },
-      { name: 'kv', type: 'RECORD', mode: 'REPEATED', fields: [{ name: 'key', type: 'STRING' }, { name: 'value', type: 'INT64', mode: 'REPEATED' }] },
+      {
+        name: 'kv',
+        type: 'RECORD',
+        mode: 'REPEATED',
+        fields: [
+          { name: 'key', type: 'STRING' },
+          { name: 'value', type: 'INT64', mode: 'REPEATED' },
+        ],
+      },
     ],
   };
   const int64Text = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String);
@@ -294,7 +353,7 @@ describe('storage row encoder: properties', () => {
     kv: fc.array(fc.record({ key: fc.string({ unit: 'binary', maxLength: 200 }), value: fc.array(int64Text, { maxLength: 4 }) }), { maxLength: 4 }),
   });
 
-  it('decodes to the same values, and prepare()\'s bound is never below the encoded size', () => {
+  it("decodes to the same values, and prepare()'s bound is never below the encoded size", () => {
     const encoder = createStorageRowEncoder(schema);
     const type = decoderFor(encoder.descriptor);
     fc.assert(

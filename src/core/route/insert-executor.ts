@@ -94,7 +94,8 @@ export class InsertExecutor {
           random: deps.random,
           signal: deps.signal,
           onRetry: (error) => deps.observer.retried(deps.route, error.code),
-          delayMs: (_error, attempt) => propagationDelay(PROPAGATION_BACKOFF, attempt, deps.clock.now() - (since ?? deps.clock.now()), PROPAGATION_WAIT_BOUND_MS, deps.random) ?? 0,
+          delayMs: (_error, attempt) =>
+            propagationDelay(PROPAGATION_BACKOFF, attempt, deps.clock.now() - (since ?? deps.clock.now()), PROPAGATION_WAIT_BOUND_MS, deps.random) ?? 0,
         },
       );
     } catch {
@@ -105,7 +106,10 @@ export class InsertExecutor {
     if (rows.length > 0) {
       const code = deps.signal.aborted ? 'SHUTTING_DOWN' : 'SCHEMA_PROPAGATING';
       if (code === 'SCHEMA_PROPAGATING' && !options.draining) {
-        deps.logger.warn({ route: deps.route, table: deps.tableName, rows: rows.length, waitedMs: deps.clock.now() - (since ?? 0), err: reason }, 'A table change is still not visible to streaming inserts; rows nacked for redelivery.');
+        deps.logger.warn(
+          { route: deps.route, table: deps.tableName, rows: rows.length, waitedMs: deps.clock.now() - (since ?? 0), err: reason },
+          'A table change is still not visible to streaming inserts; rows nacked for redelivery.',
+        );
       }
       deps.settler.nack(envelopesOf(rows), deps.route, code);
     }
@@ -162,7 +166,13 @@ export class InsertExecutor {
     return result;
   }
 
-  private async failed(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>, waiting: Waiting): Promise<BatchResult> {
+  private async failed(
+    rows: PendingRow[],
+    error: TributaryError,
+    options: ExecuteOptions,
+    deadLetters: Array<Promise<void>>,
+    waiting: Waiting,
+  ): Promise<BatchResult> {
     const { deps } = this;
     switch (actionFor(error, { draining: options.draining })) {
       case 'pause':
@@ -183,12 +193,23 @@ export class InsertExecutor {
   }
 
   /** Sends the halves one after the other; a single row too large for any request is dead-lettered. */
-  private async split(rows: PendingRow[], error: TributaryError, options: ExecuteOptions, deadLetters: Array<Promise<void>>, waiting: Waiting): Promise<BatchResult> {
+  private async split(
+    rows: PendingRow[],
+    error: TributaryError,
+    options: ExecuteOptions,
+    deadLetters: Array<Promise<void>>,
+    waiting: Waiting,
+  ): Promise<BatchResult> {
     if (rows.length === 1) {
-      deadLetters.push(this.deadLetter(rows[0] as PendingRow, new TributaryError('ROW_TOO_LARGE', `the destination refused a request of this row alone: ${error.message}`)));
+      deadLetters.push(
+        this.deadLetter(rows[0] as PendingRow, new TributaryError('ROW_TOO_LARGE', `the destination refused a request of this row alone: ${error.message}`)),
+      );
       return { kind: 'settled' };
     }
-    this.deps.logger.warn({ route: this.deps.route, rows: rows.length, err: error.message }, 'Request too large for the destination; sending the batch in halves.');
+    this.deps.logger.warn(
+      { route: this.deps.route, rows: rows.length, err: error.message },
+      'Request too large for the destination; sending the batch in halves.',
+    );
     const middle = Math.ceil(rows.length / 2);
     const first = await this.attempt(rows.slice(0, middle), options, waiting);
     if (first.kind === 'held') return { kind: 'held', rows: [...first.rows, ...rows.slice(middle)], error: first.error };
@@ -206,7 +227,12 @@ export class InsertExecutor {
    * One request, then what its answer says of each row. Returns the rows still to send; rows that
    * were refused only because a neighbour was are sent again at once, without counting an attempt.
    */
-  private async send(batch: PendingRow[], startedAt: number, deadLetters: Array<Promise<void>>, suspects: Suspect[]): Promise<{ rows: PendingRow[]; code: ErrorCode }> {
+  private async send(
+    batch: PendingRow[],
+    startedAt: number,
+    deadLetters: Array<Promise<void>>,
+    suspects: Suspect[],
+  ): Promise<{ rows: PendingRow[]; code: ErrorCode }> {
     const { deps } = this;
     let rows = batch;
     for (;;) {
@@ -216,7 +242,8 @@ export class InsertExecutor {
       } catch (err) {
         const error = toTributaryError(err);
         deps.observer.insertRequest(deps.route, (deps.clock.now() - startedAt) / 1000, error.code);
-        if (actionFor(error) === 'retry') deps.logger.warn({ route: deps.route, code: error.code, rows: rows.length, err: error.message }, 'Insert failed; will retry.');
+        if (actionFor(error) === 'retry')
+          deps.logger.warn({ route: deps.route, code: error.code, rows: rows.length, err: error.message }, 'Insert failed; will retry.');
         throw error;
       }
       const took = deps.clock.now() - startedAt;
@@ -228,7 +255,12 @@ export class InsertExecutor {
     }
   }
 
-  private settleOutcome(rows: PendingRow[], outcome: WriteOutcome, deadLetters: Array<Promise<void>>, suspects: Suspect[]): { rows: PendingRow[]; code: ErrorCode; resendNow: boolean } {
+  private settleOutcome(
+    rows: PendingRow[],
+    outcome: WriteOutcome,
+    deadLetters: Array<Promise<void>>,
+    suspects: Suspect[],
+  ): { rows: PendingRow[]; code: ErrorCode; resendNow: boolean } {
     const { deps } = this;
     const failureOf = new Map<number, WriteOutcome['failures'][number]>();
     for (const failure of outcome.failures) {

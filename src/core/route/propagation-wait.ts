@@ -44,7 +44,10 @@ export async function judgeSuspects(suspects: readonly Suspect[], waiting: Waiti
     fresh = await deps.freshSchema();
   } catch (err) {
     // The schema cannot be read now: no row is called bad on a guess; the wait is bounded.
-    deps.logger.warn({ route: deps.route, err: toTributaryError(err).message }, 'Cannot read the table schema to tell a new column from an unknown field; rows wait.');
+    deps.logger.warn(
+      { route: deps.route, err: toTributaryError(err).message },
+      'Cannot read the table schema to tell a new column from an unknown field; rows wait.',
+    );
   }
   for (const { item, error } of suspects) {
     if (fresh === undefined || tableKnowsRow(fresh, item, error.message)) {

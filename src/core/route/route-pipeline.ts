@@ -53,11 +53,16 @@ export class RoutePipeline implements WindowMember {
       maxBytes: Math.min(options.batch.maxBytes, deps.sink.limits.maxRequestBytes),
       maxDelayMs: options.batch.maxDelayMs,
     };
-    this.batcher = new Batcher<PendingRow>(limits, clock, (item) => item.prepared.bytes, (batch, bytes) => {
-      this.ready.push(batch);
-      deps.observer.batchFlushed(options.name, batch.length, bytes);
-      this.pump();
-    });
+    this.batcher = new Batcher<PendingRow>(
+      limits,
+      clock,
+      (item) => item.prepared.bytes,
+      (batch, bytes) => {
+        this.ready.push(batch);
+        deps.observer.batchFlushed(options.name, batch.length, bytes);
+        this.pump();
+      },
+    );
     this.concurrency = new ConcurrencyController(options.maxInFlightBatches, clock);
     this.health = new RouteHealth({ initialProbeDelayMs: options.retry.initialDelayMs, probeIntervalMs: options.probeIntervalMs }, clock, {
       probe: () => this.probe(),
@@ -237,7 +242,10 @@ export class RoutePipeline implements WindowMember {
     }
     this.ready.unshift(rows);
     if (this.health.state !== 'paused') {
-      this.deps.logger.error({ route: this.name, table: this.tableName, code: error.code, err: error.message }, 'Route paused: the destination is unusable; probing until it recovers.');
+      this.deps.logger.error(
+        { route: this.name, table: this.tableName, code: error.code, err: error.message },
+        'Route paused: the destination is unusable; probing until it recovers.',
+      );
     }
     this.health.pause(error);
   }

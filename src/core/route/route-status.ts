@@ -26,4 +26,3 @@ export interface RouteStatus {
 
 /** A route with work and no successful insert for this long is reported as stalled. */
 export const STALL_AFTER_MS = 120_000;
-

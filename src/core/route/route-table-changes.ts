@@ -158,7 +158,10 @@ export class RouteTableChanges {
         if (error.code !== 'SCHEMA_INCOMPATIBLE') throw error;
         outcome.refused.set(schemaId, error);
         this.logOnce(`refused|${schemaId}`, () =>
-          deps.logger.error({ route: deps.route, table: deps.tableName, schemaId, code: error.code, err: error.message }, 'Schema change refused: incompatible with the table; its messages are dead-lettered.'),
+          deps.logger.error(
+            { route: deps.route, table: deps.tableName, schemaId, code: error.code, err: error.message },
+            'Schema change refused: incompatible with the table; its messages are dead-lettered.',
+          ),
         );
       } finally {
         release();
@@ -194,7 +197,10 @@ export class RouteTableChanges {
     if (evolver === undefined || layout === undefined) throw new TributaryError('TABLE_NOT_FOUND', `${deps.tableName} is missing`);
     const source = rows.find((item) => item.shape !== undefined);
     if (source?.shape === undefined) {
-      throw new TributaryError('TABLE_NOT_FOUND', `${deps.tableName} is missing and cannot be created: the schema of the rows in hand cannot be mapped to columns`);
+      throw new TributaryError(
+        'TABLE_NOT_FOUND',
+        `${deps.tableName} is missing and cannot be created: the schema of the rows in hand cannot be mapped to columns`,
+      );
     }
     const fields = source.shape;
     const result = await retry(() => evolver.createTable(deps.table, fields, layout), this.retryOptions());

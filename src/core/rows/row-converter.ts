@@ -157,8 +157,7 @@ class Compiler {
     // avsc's branch objects inherit methods (unwrap, unwrapped, Object.prototype's): for a branch with
     // such a name, only an own property means "this branch".
     const guarded = keys.some((key) => key in Object.prototype || key === 'unwrap' || key === 'unwrapped');
-    const read = (input: Record<string, unknown>, key: string): unknown =>
-      guarded && !Object.hasOwn(input, key) ? undefined : input[key];
+    const read = (input: Record<string, unknown>, key: string): unknown => (guarded && !Object.hasOwn(input, key) ? undefined : input[key]);
     const expected = keys.map((key) => JSON.stringify(key)).join(', ');
     const notNull = (p: PathNode | undefined, k: string | number): never => fail(p, k, `null is not a branch of the union [${expected}]`);
     const noBranch = (v: unknown, p: PathNode | undefined, k: string | number): never =>
