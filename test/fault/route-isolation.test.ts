@@ -66,7 +66,7 @@ routes:
       .replace(`subscription: ${rig.h.subscription.name}`, `subscription: ${subscription.name}`)
       // The deployed defaults for probing and retries, not the harness's fast ones: a probe every
       // 200 ms releases what a paused route holds so often that its hold never starves anyone.
-      .replace(', probeIntervalMs: 200 }', ' }')
+      .replace(', probeIntervalMs: 200', '')
       .replace(/^retry: .*$/m, '');
     expect(yaml).not.toMatch(/probeIntervalMs|^retry/m);
     const config = join(rig.dir, `${name}.yaml`);

@@ -171,11 +171,14 @@ export class RoutePipeline implements WindowMember {
 
   /**
    * When a message handed back at the route's share should come again: a paused route's at its next
-   * probe, a busy route's after about one request's time, so its redeliveries do not spin.
+   * probe, a busy route's once it has about worked off what it holds (the requests it needs for
+   * them, at its pace or its request time), so redeliveries do not spin while it is full.
    */
   private redeliveryDelayMs(): number {
     if (this.health.state === 'paused') return Math.max(1000, this.health.nextProbeDelay());
-    return Math.min(30_000, Math.max(1000, this.concurrency.latencyMs));
+    const requests = Math.ceil(this.unsettledRows / Math.max(1, this.options.batch.maxRows));
+    const perRequest = Math.max(this.concurrency.pacingMs, this.concurrency.latencyMs / Math.max(1, this.concurrency.limit));
+    return Math.min(30_000, Math.max(1000, requests * perRequest));
   }
 
   /**
