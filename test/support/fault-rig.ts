@@ -104,15 +104,16 @@ export class FaultRig {
     return { topic, subscription: sub.name };
   }
 
-  async writeConfig(extra = '', overrides: { subscription?: string; registry?: string; maxRows?: number } = {}): Promise<string> {
+  async writeConfig(extra = '', overrides: { subscription?: string; registry?: string; maxRows?: number; maxUnsettledRows?: number } = {}): Promise<string> {
     const maxRows = overrides.maxRows ?? 200;
+    const share = overrides.maxUnsettledRows === undefined ? '' : `, maxUnsettledRows: ${overrides.maxUnsettledRows}`;
     const path = join(this.dir, `tributary-${++this.seq}.yaml`);
     let yaml = this.h.configYaml(`
 registry: ${overrides.registry ?? `{ kind: directory, directory: ${this.dir} }`}
 log: { level: info }
 routes:
-  access: { match: [access], table: $DATASET.access, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2, metadata: { messageId: _message_id, publishTime: _publish_time } }
-  audit: { match: [audit], table: $DATASET.audit, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2, metadata: { messageId: _message_id, publishTime: _publish_time } }
+  access: { match: [access], table: $DATASET.access, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2${share}, metadata: { messageId: _message_id, publishTime: _publish_time } }
+  audit: { match: [audit], table: $DATASET.audit, batch: { maxRows: ${maxRows}, maxDelayMs: 100 }, maxInFlightBatches: 2${share}, metadata: { messageId: _message_id, publishTime: _publish_time } }
 ${extra}`);
     if (overrides.subscription) yaml = yaml.replace(`subscription: ${this.h.subscription.name}`, `subscription: ${overrides.subscription}`);
     await writeFile(path, yaml);
